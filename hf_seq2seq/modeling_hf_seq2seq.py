@@ -1,0 +1,620 @@
+"""The encoder–decoder Transformer of "Attention Is All You Need" (Vaswani et al., 2017) as a transformers model.
+
+Read top to bottom: attention (section 3.2), position-wise feed-forward (3.3), embeddings and position
+encodings (3.4, 3.5), encoder and decoder layers and stacks (3.1), then the transformers wrappers.
+
+This file travels to the Hub beside the weights (remote code): it imports only torch, transformers and its
+sibling `configuration_hf_seq2seq.py`.
+"""
+
+import math
+from collections.abc import Callable
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+from transformers import initialization as init
+from transformers.activations import ACT2FN
+from transformers.cache_utils import Cache, DynamicCache, EncoderDecoderCache
+from transformers.generation import GenerationMixin
+from transformers.masking_utils import create_bidirectional_mask, create_causal_mask
+from transformers.modeling_layers import GradientCheckpointingLayer
+from transformers.modeling_outputs import (
+    BaseModelOutput,
+    BaseModelOutputWithPastAndCrossAttentions,
+    Seq2SeqLMOutput,
+    Seq2SeqModelOutput,
+)
+from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS, PreTrainedModel
+from transformers.processing_utils import Unpack
+from transformers.utils import TransformersKwargs, can_return_tuple, is_torchdynamo_compiling
+from transformers.utils.generic import merge_with_config_defaults
+from transformers.utils.output_capturing import OutputRecorder, capture_outputs
+
+from .configuration_hf_seq2seq import HFSeq2SeqConfig
+
+
+def shift_tokens_right(labels: torch.Tensor, pad_token_id: int, decoder_start_token_id: int) -> torch.Tensor:
+    """Teacher forcing: the decoder reads `<start> y_1 ... y_{n-1}` and predicts `y_1 ... y_n`."""
+    if pad_token_id is None or decoder_start_token_id is None:
+        raise ValueError("`config.pad_token_id` and `config.decoder_start_token_id` must be set to build decoder inputs.")
+    decoder_input_ids = labels.new_full(labels.shape, pad_token_id)
+    decoder_input_ids[:, 1:] = labels[:, :-1]
+    decoder_input_ids[:, 0] = decoder_start_token_id
+    return decoder_input_ids.masked_fill_(decoder_input_ids == -100, pad_token_id)  # -100 marks ignored labels
+
+
+# --- 3.2.1 Scaled dot-product attention -------------------------------------------------------------------------
+
+
+def eager_attention_forward(
+    module: nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    scaling: float,
+    dropout: float = 0.0,
+    **kwargs: Unpack[TransformersKwargs],
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Attention(Q, K, V) = softmax(Q Kᵀ / √d_k) V, per head.
+
+    `query` is [batch, heads, tgt_len, d_k], `key`/`value` are [batch, heads, src_len, d_k]; `attention_mask` is
+    additive (0 where a position may be attended, a large negative number where not), as transformers'
+    `masking_utils` builds it for the eager implementation. Returns the output as [batch, tgt_len, heads, d_k]
+    (the layout every transformers attention backend returns) and the weights [batch, heads, tgt_len, src_len].
+    """
+    scores = torch.matmul(query, key.transpose(-2, -1)) * scaling
+    if attention_mask is not None:
+        scores = scores + attention_mask
+    weights = F.softmax(scores, dim=-1, dtype=torch.float32).to(query.dtype)
+    weights = F.dropout(weights, p=dropout, training=module.training)
+    output = torch.matmul(weights, value)
+    return output.transpose(1, 2).contiguous(), weights
+
+
+# --- 3.2.2 Multi-head attention ---------------------------------------------------------------------------------
+
+
+class HFSeq2SeqAttention(nn.Module):
+    """MultiHead(Q, K, V) = Concat(head_1, ..., head_h) W^O, head_i = Attention(Q W^Q_i, K W^K_i, V W^V_i).
+
+    One module serves the three uses of the paper (3.2.3): encoder self-attention, masked (causal) decoder
+    self-attention, and encoder–decoder ("cross") attention, whose weights are the alignment between source and
+    target. The backend (`config._attn_implementation`: "eager" above, or "sdpa") computes the same function.
+    """
+
+    def __init__(self, config: HFSeq2SeqConfig, num_heads: int, is_causal: bool = False, layer_idx: int | None = None):
+        super().__init__()
+        self.config = config
+        self.num_heads = num_heads
+        self.head_dim = config.d_model // num_heads  # d_k = d_v = d_model / h
+        self.scaling = self.head_dim**-0.5
+        self.dropout = config.attention_dropout
+        # The sdpa backend reads this flag when no mask is given: encoder and cross-attention must say False.
+        self.is_causal = is_causal
+        self.layer_idx = layer_idx
+
+        self.q_proj = nn.Linear(config.d_model, config.d_model)  # W^Q for all heads at once
+        self.k_proj = nn.Linear(config.d_model, config.d_model)  # W^K
+        self.v_proj = nn.Linear(config.d_model, config.d_model)  # W^V
+        self.out_proj = nn.Linear(config.d_model, config.d_model)  # W^O
+
+    def _split_heads(self, x: torch.Tensor) -> torch.Tensor:
+        """[batch, len, d_model] -> [batch, heads, len, d_k]"""
+        return x.view(*x.shape[:-1], -1, self.head_dim).transpose(1, 2)
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        key_value_states: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        cache: Cache | None = None,
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Queries come from `hidden_states`; keys and values from `key_value_states` (cross-attention: the
+        encoder output) or from `hidden_states` itself (self-attention)."""
+        is_cross_attention = key_value_states is not None
+        query = self._split_heads(self.q_proj(hidden_states))
+
+        if cache is not None:
+            layer_cache = cache.cross_attention_cache if is_cross_attention else cache.self_attention_cache
+        if is_cross_attention and cache is not None and cache.is_updated.get(self.layer_idx):
+            # The encoder output does not change while decoding: its keys/values were projected at the first step.
+            key, value = layer_cache.layers[self.layer_idx].keys, layer_cache.layers[self.layer_idx].values
+        else:
+            source = key_value_states if is_cross_attention else hidden_states
+            key, value = self._split_heads(self.k_proj(source)), self._split_heads(self.v_proj(source))
+            if cache is not None:
+                # Self-attention: append this step's keys/values and get back all of them so far.
+                key, value = layer_cache.update(key, value, self.layer_idx)
+                if is_cross_attention:
+                    cache.is_updated[self.layer_idx] = True
+
+        attention_interface: Callable = ALL_ATTENTION_FUNCTIONS.get_interface(
+            self.config._attn_implementation, eager_attention_forward
+        )
+        output, weights = attention_interface(
+            self,
+            query,
+            key,
+            value,
+            attention_mask,
+            scaling=self.scaling,
+            dropout=self.dropout if self.training else 0.0,
+            **kwargs,
+        )
+        output = self.out_proj(output.reshape(*hidden_states.shape[:-1], -1))  # Concat(heads) W^O
+        return output, weights
+
+
+# --- 3.3 Position-wise feed-forward -----------------------------------------------------------------------------
+
+
+class HFSeq2SeqFeedForward(nn.Module):
+    """FFN(x) = max(0, x W_1 + b_1) W_2 + b_2, applied to each position separately (ReLU or another activation)."""
+
+    def __init__(self, config: HFSeq2SeqConfig, ffn_dim: int):
+        super().__init__()
+        self.fc1 = nn.Linear(config.d_model, ffn_dim)  # W_1, b_1
+        self.fc2 = nn.Linear(ffn_dim, config.d_model)  # W_2, b_2
+        self.activation_fn = ACT2FN[config.activation_function]
+        self.activation_dropout = config.activation_dropout
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        hidden_states = self.activation_fn(self.fc1(hidden_states))
+        hidden_states = F.dropout(hidden_states, p=self.activation_dropout, training=self.training)
+        return self.fc2(hidden_states)
+
+
+# --- 3.4 Embeddings and 3.5 position encodings ------------------------------------------------------------------
+
+
+class HFSeq2SeqSinusoidalPositionalEncoding(nn.Module):
+    """PE(pos, 2i) = sin(pos / 10000^(2i/d_model)), PE(pos, 2i+1) = cos(pos / 10000^(2i/d_model)).
+
+    The table stores the sines in the first half of the dimensions and the cosines in the second (as tensor2tensor,
+    fairseq and Marian do): a fixed permutation of the paper's interleaving, so the same function, and a layout
+    that other Transformer runtimes read. It is not a parameter and not saved; `_init_weights` rebuilds it.
+    """
+
+    def __init__(self, num_positions: int, embedding_dim: int):
+        super().__init__()
+        self.register_buffer("weight", self.create_weight(num_positions, embedding_dim), persistent=False)
+
+    @staticmethod
+    def create_weight(num_positions: int, embedding_dim: int) -> torch.Tensor:
+        position = torch.arange(num_positions, dtype=torch.float64).unsqueeze(1)
+        inv_freq = torch.pow(10000.0, -torch.arange(0, embedding_dim, 2, dtype=torch.float64) / embedding_dim)
+        angles = position * inv_freq  # [positions, d_model / 2]
+        return torch.cat([torch.sin(angles), torch.cos(angles)], dim=-1).float()
+
+    def forward(self, position_ids: torch.Tensor) -> torch.Tensor:
+        return self.weight[position_ids]
+
+
+class HFSeq2SeqLearnedPositionalEmbedding(nn.Embedding):
+    """One trained vector per position (the paper's alternative in Table 3, row E)."""
+
+    def forward(self, position_ids: torch.Tensor) -> torch.Tensor:
+        return super().forward(position_ids)
+
+
+def make_position_embeddings(config: HFSeq2SeqConfig) -> nn.Module:
+    if config.position_embedding_type == "learned":
+        return HFSeq2SeqLearnedPositionalEmbedding(config.max_position_embeddings, config.d_model)
+    return HFSeq2SeqSinusoidalPositionalEncoding(config.max_position_embeddings, config.d_model)
+
+
+def check_length(config: HFSeq2SeqConfig, length: int, what: str) -> None:
+    if not is_torchdynamo_compiling() and length > config.max_position_embeddings:
+        raise ValueError(
+            f"The {what} has {length} positions but the model has position encodings for "
+            f"max_position_embeddings={config.max_position_embeddings}. Truncate the input (e.g. the tokenizer's "
+            f"`truncation=True, max_length=...`) or limit `max_new_tokens`."
+        )
+
+
+# --- 3.1 Encoder and decoder layers -----------------------------------------------------------------------------
+# Every sub-layer is wrapped as residual + dropout: x + Dropout(Sublayer(x)), with layer norm before the sub-layer
+# (pre-norm, `config.normalize_before`) or after the sum (post-norm, the paper).
+
+
+class HFSeq2SeqEncoderLayer(GradientCheckpointingLayer):
+    """Self-attention, then feed-forward."""
+
+    def __init__(self, config: HFSeq2SeqConfig):
+        super().__init__()
+        self.normalize_before = config.normalize_before
+        self.dropout = config.dropout
+        self.self_attn = HFSeq2SeqAttention(config, config.encoder_attention_heads)
+        self.self_attn_layer_norm = nn.LayerNorm(config.d_model)
+        self.ffn = HFSeq2SeqFeedForward(config, config.encoder_ffn_dim)
+        self.final_layer_norm = nn.LayerNorm(config.d_model)
+
+    def forward(
+        self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None, **kwargs: Unpack[TransformersKwargs]
+    ) -> torch.Tensor:
+        residual = hidden_states
+        if self.normalize_before:
+            hidden_states = self.self_attn_layer_norm(hidden_states)
+        hidden_states, _ = self.self_attn(hidden_states, attention_mask=attention_mask, **kwargs)
+        hidden_states = residual + F.dropout(hidden_states, p=self.dropout, training=self.training)
+        if not self.normalize_before:
+            hidden_states = self.self_attn_layer_norm(hidden_states)
+
+        residual = hidden_states
+        if self.normalize_before:
+            hidden_states = self.final_layer_norm(hidden_states)
+        hidden_states = residual + F.dropout(self.ffn(hidden_states), p=self.dropout, training=self.training)
+        if not self.normalize_before:
+            hidden_states = self.final_layer_norm(hidden_states)
+        return hidden_states
+
+
+class HFSeq2SeqDecoderLayer(GradientCheckpointingLayer):
+    """Masked self-attention, then attention over the encoder output, then feed-forward."""
+
+    def __init__(self, config: HFSeq2SeqConfig, layer_idx: int):
+        super().__init__()
+        self.normalize_before = config.normalize_before
+        self.dropout = config.dropout
+        heads = config.decoder_attention_heads
+        self.self_attn = HFSeq2SeqAttention(config, heads, is_causal=True, layer_idx=layer_idx)
+        self.self_attn_layer_norm = nn.LayerNorm(config.d_model)
+        self.encoder_attn = HFSeq2SeqAttention(config, heads, is_causal=False, layer_idx=layer_idx)
+        self.encoder_attn_layer_norm = nn.LayerNorm(config.d_model)
+        self.ffn = HFSeq2SeqFeedForward(config, config.decoder_ffn_dim)
+        self.final_layer_norm = nn.LayerNorm(config.d_model)
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        attention_mask: torch.Tensor | None,
+        encoder_hidden_states: torch.Tensor,
+        encoder_attention_mask: torch.Tensor | None = None,
+        cache: Cache | None = None,
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> torch.Tensor:
+        residual = hidden_states
+        if self.normalize_before:
+            hidden_states = self.self_attn_layer_norm(hidden_states)
+        hidden_states, _ = self.self_attn(hidden_states, attention_mask=attention_mask, cache=cache, **kwargs)
+        hidden_states = residual + F.dropout(hidden_states, p=self.dropout, training=self.training)
+        if not self.normalize_before:
+            hidden_states = self.self_attn_layer_norm(hidden_states)
+
+        residual = hidden_states
+        if self.normalize_before:
+            hidden_states = self.encoder_attn_layer_norm(hidden_states)
+        hidden_states, _ = self.encoder_attn(
+            hidden_states,
+            key_value_states=encoder_hidden_states,
+            attention_mask=encoder_attention_mask,
+            cache=cache,
+            **kwargs,
+        )
+        hidden_states = residual + F.dropout(hidden_states, p=self.dropout, training=self.training)
+        if not self.normalize_before:
+            hidden_states = self.encoder_attn_layer_norm(hidden_states)
+
+        residual = hidden_states
+        if self.normalize_before:
+            hidden_states = self.final_layer_norm(hidden_states)
+        hidden_states = residual + F.dropout(self.ffn(hidden_states), p=self.dropout, training=self.training)
+        if not self.normalize_before:
+            hidden_states = self.final_layer_norm(hidden_states)
+        return hidden_states
+
+
+# --- transformers wrappers --------------------------------------------------------------------------------------
+
+
+class HFSeq2SeqPreTrainedModel(PreTrainedModel):
+    config_class = HFSeq2SeqConfig
+    config: HFSeq2SeqConfig
+    base_model_prefix = "model"
+    supports_gradient_checkpointing = True
+    _supports_sdpa = True
+    _no_split_modules = ["HFSeq2SeqEncoderLayer", "HFSeq2SeqDecoderLayer"]
+
+    def _init_weights(self, module: nn.Module):
+        std = self.config.init_std
+        if isinstance(module, nn.Linear):
+            init.normal_(module.weight, mean=0.0, std=std)
+            if module.bias is not None:
+                init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            init.normal_(module.weight, mean=0.0, std=std)
+            if module.padding_idx is not None and not getattr(module.weight, "_is_hf_initialized", False):
+                init.zeros_(module.weight[module.padding_idx])
+        elif isinstance(module, nn.LayerNorm):
+            init.ones_(module.weight)
+            init.zeros_(module.bias)
+        elif isinstance(module, HFSeq2SeqSinusoidalPositionalEncoding):
+            # A non-persistent buffer is not in the checkpoint: rebuild it, or it is left uninitialised after loading.
+            init.copy_(module.weight, module.create_weight(*module.weight.shape))
+
+
+class HFSeq2SeqEncoder(HFSeq2SeqPreTrainedModel):
+    """A stack of `config.encoder_layers` [`HFSeq2SeqEncoderLayer`] over embedded source tokens."""
+
+    _can_record_outputs = {"hidden_states": HFSeq2SeqEncoderLayer, "attentions": HFSeq2SeqAttention}
+
+    def __init__(self, config: HFSeq2SeqConfig):
+        super().__init__(config)
+        self.embed_scale = math.sqrt(config.d_model) if config.scale_embedding else 1.0
+        self.embed_tokens = nn.Embedding(config.vocab_size, config.d_model, config.pad_token_id)
+        self.embed_positions = make_position_embeddings(config)
+        self.layers = nn.ModuleList([HFSeq2SeqEncoderLayer(config) for _ in range(config.encoder_layers)])
+        # Pre-norm leaves the residual stream un-normalised: one more layer norm ends the stack.
+        self.layer_norm = nn.LayerNorm(config.d_model) if config.normalize_before else None
+        self.gradient_checkpointing = False
+        self.post_init()
+
+    @merge_with_config_defaults
+    @capture_outputs
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> BaseModelOutput:
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("Give exactly one of `input_ids` or `inputs_embeds`.")
+        if inputs_embeds is None:
+            inputs_embeds = self.embed_tokens(input_ids) * self.embed_scale
+        seq_length = inputs_embeds.shape[1]
+        check_length(self.config, seq_length, "source sequence")
+        positions = self.embed_positions(torch.arange(seq_length, device=inputs_embeds.device))
+        hidden_states = F.dropout(inputs_embeds + positions, p=self.config.dropout, training=self.training)
+
+        attention_mask = create_bidirectional_mask(
+            config=self.config, inputs_embeds=inputs_embeds, attention_mask=attention_mask
+        )
+        for layer in self.layers:
+            hidden_states = layer(hidden_states, attention_mask, **kwargs)
+        if self.layer_norm is not None:
+            hidden_states = self.layer_norm(hidden_states)
+        return BaseModelOutput(last_hidden_state=hidden_states)
+
+
+class HFSeq2SeqDecoder(HFSeq2SeqPreTrainedModel):
+    """A stack of `config.decoder_layers` [`HFSeq2SeqDecoderLayer`] over embedded target tokens."""
+
+    _can_record_outputs = {
+        "hidden_states": HFSeq2SeqDecoderLayer,
+        "attentions": OutputRecorder(HFSeq2SeqAttention, index=1, layer_name="self_attn"),
+        "cross_attentions": OutputRecorder(HFSeq2SeqAttention, index=1, layer_name="encoder_attn"),
+    }
+
+    def __init__(self, config: HFSeq2SeqConfig):
+        super().__init__(config)
+        self.embed_scale = math.sqrt(config.d_model) if config.scale_embedding else 1.0
+        self.embed_tokens = nn.Embedding(config.vocab_size, config.d_model, config.pad_token_id)
+        self.embed_positions = make_position_embeddings(config)
+        self.layers = nn.ModuleList([HFSeq2SeqDecoderLayer(config, i) for i in range(config.decoder_layers)])
+        self.layer_norm = nn.LayerNorm(config.d_model) if config.normalize_before else None
+        self.gradient_checkpointing = False
+        self.post_init()
+
+    @merge_with_config_defaults
+    @capture_outputs
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        encoder_hidden_states: torch.Tensor | None = None,
+        encoder_attention_mask: torch.Tensor | None = None,
+        cache: Cache | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        use_cache: bool | None = None,
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> BaseModelOutputWithPastAndCrossAttentions:
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("Give exactly one of `decoder_input_ids` or `decoder_inputs_embeds`.")
+        if inputs_embeds is None:
+            inputs_embeds = self.embed_tokens(input_ids) * self.embed_scale
+        if use_cache and cache is None:
+            cache = EncoderDecoderCache(DynamicCache(config=self.config), DynamicCache(config=self.config))
+
+        batch_size, seq_length = inputs_embeds.shape[:2]
+        # With a cache, this call continues a sequence: its tokens sit after the ones already decoded.
+        past_length = cache.get_seq_length() if cache is not None else 0
+        check_length(self.config, past_length + seq_length, "target sequence")
+        position_ids = torch.arange(seq_length, device=inputs_embeds.device) + past_length
+        hidden_states = inputs_embeds + self.embed_positions(position_ids)
+        hidden_states = F.dropout(hidden_states, p=self.config.dropout, training=self.training)
+
+        if attention_mask is None and not is_torchdynamo_compiling():
+            attention_mask = torch.ones(batch_size, past_length + seq_length, device=inputs_embeds.device)
+        causal_mask = create_causal_mask(
+            config=self.config,
+            inputs_embeds=inputs_embeds,
+            attention_mask=attention_mask,
+            cache=cache.self_attention_cache if cache is not None else None,
+        )
+        encoder_attention_mask = create_bidirectional_mask(
+            config=self.config,
+            inputs_embeds=inputs_embeds,
+            attention_mask=encoder_attention_mask,
+            encoder_hidden_states=encoder_hidden_states,
+        )
+        for layer in self.layers:
+            hidden_states = layer(
+                hidden_states,
+                causal_mask,
+                encoder_hidden_states,  # positional, for gradient checkpointing
+                encoder_attention_mask=encoder_attention_mask,
+                cache=cache,
+                **kwargs,
+            )
+        if self.layer_norm is not None:
+            hidden_states = self.layer_norm(hidden_states)
+        return BaseModelOutputWithPastAndCrossAttentions(last_hidden_state=hidden_states, cache=cache)
+
+
+class HFSeq2SeqModel(HFSeq2SeqPreTrainedModel):
+    """Encoder and decoder, without the output projection."""
+
+    def __init__(self, config: HFSeq2SeqConfig):
+        super().__init__(config)
+        if config.share_encoder_decoder_embeddings:
+            # One matrix for source and target tokens (the paper, section 3.4); every alias is declared.
+            self.shared = nn.Embedding(config.vocab_size, config.d_model, config.pad_token_id)
+            self._tied_weights_keys = {
+                "encoder.embed_tokens.weight": "shared.weight",
+                "decoder.embed_tokens.weight": "shared.weight",
+            }
+        self.encoder = HFSeq2SeqEncoder(config)
+        self.decoder = HFSeq2SeqDecoder(config)
+        if config.share_encoder_decoder_embeddings:
+            self.encoder.embed_tokens = self.decoder.embed_tokens = self.shared
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.encoder.embed_tokens
+
+    def set_input_embeddings(self, value: nn.Embedding):
+        if self.config.share_encoder_decoder_embeddings:
+            self.shared = self.encoder.embed_tokens = self.decoder.embed_tokens = value
+        else:
+            self.encoder.embed_tokens = value
+
+    @can_return_tuple
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        decoder_input_ids: torch.LongTensor | None = None,
+        decoder_attention_mask: torch.Tensor | None = None,
+        encoder_outputs: tuple[torch.Tensor] | BaseModelOutput | None = None,
+        cache: Cache | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        decoder_inputs_embeds: torch.Tensor | None = None,
+        use_cache: bool | None = None,
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> Seq2SeqModelOutput:
+        if encoder_outputs is None:
+            encoder_outputs = self.encoder(
+                input_ids=input_ids, attention_mask=attention_mask, inputs_embeds=inputs_embeds, **kwargs
+            )
+        elif not isinstance(encoder_outputs, BaseModelOutput):
+            encoder_outputs = BaseModelOutput(*encoder_outputs)
+
+        decoder_outputs = self.decoder(
+            input_ids=decoder_input_ids,
+            attention_mask=decoder_attention_mask,
+            encoder_hidden_states=encoder_outputs.last_hidden_state,
+            encoder_attention_mask=attention_mask,
+            cache=cache,
+            inputs_embeds=decoder_inputs_embeds,
+            use_cache=use_cache,
+            **kwargs,
+        )
+        return Seq2SeqModelOutput(
+            last_hidden_state=decoder_outputs.last_hidden_state,
+            cache=decoder_outputs.cache,
+            decoder_hidden_states=decoder_outputs.hidden_states,
+            decoder_attentions=decoder_outputs.attentions,
+            cross_attentions=decoder_outputs.cross_attentions,
+            encoder_last_hidden_state=encoder_outputs.last_hidden_state,
+            encoder_hidden_states=encoder_outputs.hidden_states,
+            encoder_attentions=encoder_outputs.attentions,
+        )
+
+
+class HFSeq2SeqForConditionalGeneration(HFSeq2SeqPreTrainedModel, GenerationMixin):
+    """The encoder–decoder with its output projection: p(y_t | y_<t, x) = softmax(h_t W_emb^T)."""
+
+    def __init__(self, config: HFSeq2SeqConfig):
+        super().__init__(config)
+        self.model = HFSeq2SeqModel(config)
+        self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
+        # The paper shares the output projection with the target embedding (section 3.4).
+        source = "model.shared.weight" if config.share_encoder_decoder_embeddings else "model.decoder.embed_tokens.weight"
+        self._tied_weights_keys = {"lm_head.weight": source}
+        self.post_init()
+
+    def get_output_embeddings(self) -> nn.Linear:
+        return self.lm_head
+
+    def set_output_embeddings(self, new_embeddings: nn.Linear):
+        self.lm_head = new_embeddings
+
+    def prepare_decoder_input_ids_from_labels(self, labels: torch.Tensor) -> torch.Tensor:
+        # Used by DataCollatorForSeq2Seq, so that Trainer's label smoothing (which pops `labels`) still works.
+        return shift_tokens_right(labels, self.config.pad_token_id, self.config.decoder_start_token_id)
+
+    @can_return_tuple
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        decoder_input_ids: torch.LongTensor | None = None,
+        decoder_attention_mask: torch.Tensor | None = None,
+        encoder_outputs: tuple[torch.Tensor] | BaseModelOutput | None = None,
+        cache: Cache | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        decoder_inputs_embeds: torch.Tensor | None = None,
+        labels: torch.LongTensor | None = None,
+        use_cache: bool | None = None,
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> Seq2SeqLMOutput:
+        r"""
+        labels (`torch.LongTensor` of shape `(batch_size, target_length)`, *optional*):
+            Target token ids for the cross-entropy loss; -100 marks positions to ignore. When no decoder inputs
+            are given they are the labels shifted right behind `decoder_start_token_id`.
+        """
+        # Trainer passes the number of target tokens of the whole (accumulated) batch: the loss is then a sum over
+        # this batch divided by it, so gradient accumulation and several processes average per token.
+        num_items_in_batch = kwargs.pop("num_items_in_batch", None)
+        if labels is not None:
+            use_cache = False
+            if decoder_input_ids is None and decoder_inputs_embeds is None:
+                decoder_input_ids = shift_tokens_right(
+                    labels, self.config.pad_token_id, self.config.decoder_start_token_id
+                )
+
+        outputs = self.model(
+            input_ids,
+            attention_mask=attention_mask,
+            decoder_input_ids=decoder_input_ids,
+            decoder_attention_mask=decoder_attention_mask,
+            encoder_outputs=encoder_outputs,
+            cache=cache,
+            inputs_embeds=inputs_embeds,
+            decoder_inputs_embeds=decoder_inputs_embeds,
+            use_cache=use_cache,
+            **kwargs,
+        )
+        logits = self.lm_head(outputs.last_hidden_state)
+
+        loss = None
+        if labels is not None:
+            token_losses = F.cross_entropy(
+                logits.flatten(0, 1).float(), labels.flatten().to(logits.device), ignore_index=-100, reduction="sum"
+            )
+            if num_items_in_batch is None:
+                num_items_in_batch = (labels != -100).sum()
+            loss = token_losses / num_items_in_batch
+
+        return Seq2SeqLMOutput(
+            loss=loss,
+            logits=logits,
+            cache=outputs.cache,
+            decoder_hidden_states=outputs.decoder_hidden_states,
+            decoder_attentions=outputs.decoder_attentions,
+            cross_attentions=outputs.cross_attentions,
+            encoder_last_hidden_state=outputs.encoder_last_hidden_state,
+            encoder_hidden_states=outputs.encoder_hidden_states,
+            encoder_attentions=outputs.encoder_attentions,
+        )
+
+
+__all__ = [
+    "HFSeq2SeqPreTrainedModel",
+    "HFSeq2SeqModel",
+    "HFSeq2SeqForConditionalGeneration",
+]

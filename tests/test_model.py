@@ -1,0 +1,360 @@
+"""The model as a transformers model: save/load, remote code, cache, attention backends, padding, gradients."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+from safetensors import safe_open
+from transformers import AutoModel, AutoModelForSeq2SeqLM, GenerationConfig
+
+from hf_seq2seq import HFSeq2SeqConfig, HFSeq2SeqForConditionalGeneration, HFSeq2SeqModel
+from hf_seq2seq.modeling_hf_seq2seq import HFSeq2SeqAttention, eager_attention_forward
+
+from conftest import BOS, EOS, PAD, padded_batch, tiny_config, tiny_model
+
+
+def test_attention_is_the_formula():
+    """The eager kernel is softmax(QKᵀ/√d_k)V, computed here by hand for one head."""
+    torch.manual_seed(0)
+    q, k, v = torch.randn(1, 1, 3, 8), torch.randn(1, 1, 5, 8), torch.randn(1, 1, 5, 8)
+    module = torch.nn.Module().eval()
+    output, weights = eager_attention_forward(module, q, k, v, None, scaling=8**-0.5)
+    expected_weights = torch.softmax(q[0, 0] @ k[0, 0].T / 8**0.5, dim=-1)
+    torch.testing.assert_close(weights[0, 0], expected_weights)
+    torch.testing.assert_close(output[0, :, 0], expected_weights @ v[0, 0])
+
+
+def test_save_load_roundtrip_gives_identical_logits(tmp_path):
+    model = tiny_model()
+    input_ids, attention_mask = padded_batch([7, 4])
+    labels = padded_batch([5, 6], seed=1)[0]
+    model.save_pretrained(tmp_path)
+    assert (tmp_path / "model.safetensors").exists()
+    assert not list(tmp_path.glob("*.bin")), "weights must be saved as safetensors only"
+    with safe_open(tmp_path / "model.safetensors", "pt") as f:
+        # Tied and shared embeddings are stored once; the sinusoidal table is not stored at all.
+        assert "model.shared.weight" in f.keys() and "lm_head.weight" not in f.keys()
+        assert not [k for k in f.keys() if "embed_positions" in k]
+
+    loaded = AutoModelForSeq2SeqLM.from_pretrained(tmp_path).eval()
+    assert type(loaded) is HFSeq2SeqForConditionalGeneration
+    with torch.no_grad():
+        expected = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels).logits
+        actual = loaded(input_ids=input_ids, attention_mask=attention_mask, labels=labels).logits
+    assert torch.equal(expected, actual)
+
+
+@pytest.mark.parametrize("position_embedding_type", ["sinusoidal", "learned"])
+@pytest.mark.parametrize("normalize_before", [True, False])
+def test_variants_roundtrip(tmp_path, position_embedding_type, normalize_before):
+    model = tiny_model(position_embedding_type=position_embedding_type, normalize_before=normalize_before)
+    input_ids, attention_mask = padded_batch([6, 3])
+    model.save_pretrained(tmp_path)
+    loaded = HFSeq2SeqForConditionalGeneration.from_pretrained(tmp_path).eval()
+    with torch.no_grad():
+        a = model(input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=input_ids).logits
+        b = loaded(input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=input_ids).logits
+    assert torch.equal(a, b)
+
+
+REMOTE_LOAD = textwrap.dedent(
+    """
+    import json, sys
+    sys.modules["hf_seq2seq"] = None  # this process cannot import the package, installed or not
+    try:
+        import hf_seq2seq
+    except ImportError:
+        pass
+    else:
+        raise SystemExit("hf_seq2seq was importable")
+    import torch
+    from transformers import AutoModelForSeq2SeqLM
+    model = AutoModelForSeq2SeqLM.from_pretrained(sys.argv[1], trust_remote_code=True).eval()
+    inputs = json.loads(sys.argv[2])
+    out = model.generate(input_ids=torch.tensor(inputs["input_ids"]), attention_mask=torch.tensor(inputs["attention_mask"]),
+                         num_beams=4, max_new_tokens=12, do_sample=False)
+    print(json.dumps({"module": type(model).__module__, "ids": out.tolist()}))
+    """
+)
+
+
+def test_trust_remote_code_in_a_process_without_the_package(tmp_path):
+    model = tiny_model(seed=3)
+    input_ids, attention_mask = padded_batch([8, 5, 3], seed=2)
+    model.save_pretrained(tmp_path / "model")
+    config = json.loads((tmp_path / "model" / "config.json").read_text())
+    assert config["auto_map"]["AutoModelForSeq2SeqLM"] == "modeling_hf_seq2seq.HFSeq2SeqForConditionalGeneration"
+    assert (tmp_path / "model" / "modeling_hf_seq2seq.py").exists()
+    assert (tmp_path / "model" / "configuration_hf_seq2seq.py").exists()
+
+    expected = model.generate(input_ids=input_ids, attention_mask=attention_mask, num_beams=4, max_new_tokens=12)
+    inputs = json.dumps({"input_ids": input_ids.tolist(), "attention_mask": attention_mask.tolist()})
+    env = {**os.environ, "HF_HOME": str(tmp_path / "hf_home"), "HF_HUB_OFFLINE": "1", "PYTHONPATH": ""}
+    result = subprocess.run(
+        [sys.executable, "-c", REMOTE_LOAD, str(tmp_path / "model"), inputs],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    loaded = json.loads(result.stdout.strip().splitlines()[-1])
+    assert loaded["module"].startswith("transformers_modules"), loaded["module"]
+    assert loaded["ids"] == expected.tolist()
+
+
+def test_auto_classes_are_registered():
+    config = tiny_config()
+    assert type(AutoModel.from_config(config)) is HFSeq2SeqModel
+    assert type(AutoModelForSeq2SeqLM.from_config(config)) is HFSeq2SeqForConditionalGeneration
+
+
+# --- KV cache -----------------------------------------------------------------------------------------------------
+
+
+def test_incremental_decoding_matches_full_forward():
+    model = tiny_model()
+    input_ids, attention_mask = padded_batch([9, 6])
+    decoder_input_ids = padded_batch([7, 7], seed=5)[0]
+    decoder_input_ids[:, 0] = model.config.decoder_start_token_id
+    with torch.no_grad():
+        full = model(input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=decoder_input_ids).logits
+        encoder_outputs = model.get_encoder()(input_ids=input_ids, attention_mask=attention_mask)
+        cache, steps = None, []
+        for t in range(decoder_input_ids.shape[1]):
+            out = model(
+                encoder_outputs=encoder_outputs, attention_mask=attention_mask,
+                decoder_input_ids=decoder_input_ids[:, t : t + 1], cache=cache, use_cache=True,
+            )
+            cache = out.cache
+            steps.append(out.logits)
+    torch.testing.assert_close(torch.cat(steps, dim=1), full, atol=1e-5, rtol=0)
+    # Cross-attention keys/values were computed once and then reused.
+    assert all(cache.is_updated[i] for i in range(model.config.decoder_layers))
+    assert cache.cross_attention_cache.get_seq_length() == input_ids.shape[1]
+
+
+def test_cross_attention_projections_run_once_per_generation():
+    model = tiny_model()
+    input_ids, attention_mask = padded_batch([6, 4])
+    calls = []
+    handles = [layer.encoder_attn.k_proj.register_forward_hook(lambda *a: calls.append(1)) for layer in model.model.decoder.layers]
+    model.generate(input_ids=input_ids, attention_mask=attention_mask, max_new_tokens=8, min_new_tokens=8)
+    for h in handles:
+        h.remove()
+    assert len(calls) == model.config.decoder_layers
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(do_sample=False, num_beams=1),
+        dict(do_sample=False, num_beams=4),
+        dict(do_sample=True, top_k=10, temperature=1.5),
+    ],
+    ids=["greedy", "beam4", "sample"],
+)
+def test_generation_is_the_same_with_and_without_cache(kwargs):
+    model = tiny_model(seed=1)
+    input_ids, attention_mask = padded_batch([8, 5, 7], seed=4)
+    outputs = []
+    for use_cache in (True, False):
+        torch.manual_seed(123)
+        outputs.append(
+            model.generate(input_ids=input_ids, attention_mask=attention_mask, max_new_tokens=10, use_cache=use_cache, **kwargs)
+        )
+    assert torch.equal(outputs[0], outputs[1])
+
+
+def test_generate_options():
+    model = tiny_model(seed=2, attn_implementation="eager")  # attention weights need the eager kernel
+    input_ids, attention_mask = padded_batch([8, 5], seed=4)
+    out = model.generate(
+        input_ids=input_ids, attention_mask=attention_mask, num_beams=4, num_return_sequences=3, length_penalty=0.6,
+        no_repeat_ngram_size=2, max_new_tokens=10, output_scores=True, output_attentions=True,
+        output_hidden_states=True, return_dict_in_generate=True,
+    )
+    assert out.sequences.shape[0] == 2 * 3
+    for seq in out.sequences.tolist():
+        bigrams = [tuple(seq[i : i + 2]) for i in range(len(seq) - 1) if PAD not in seq[i : i + 2]]
+        assert len(bigrams) == len(set(bigrams)), "no_repeat_ngram_size=2 was not applied"
+    assert out.sequences_scores.shape == (6,)
+    steps = len(out.scores)
+    assert steps >= 1 and out.scores[0].shape == (2 * 4, model.config.vocab_size)
+    assert len(out.encoder_attentions) == model.config.encoder_layers
+    assert out.encoder_attentions[0].shape == (2, 4, 8, 8)  # the encoder runs once, before beams expand
+    assert len(out.cross_attentions) == steps and len(out.cross_attentions[0]) == model.config.decoder_layers
+    assert out.cross_attentions[0][0].shape[-1] == 8
+    assert len(out.decoder_hidden_states[0]) == model.config.decoder_layers + 1
+
+
+# --- attention backends -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("normalize_before", [True, False])
+def test_eager_and_sdpa_agree_with_padding(normalize_before):
+    input_ids, attention_mask = padded_batch([9, 4, 6])
+    decoder_input_ids, decoder_attention_mask = padded_batch([5, 7, 3], seed=8)
+    outputs = {}
+    for implementation in ("eager", "sdpa"):
+        model = tiny_model(normalize_before=normalize_before)
+        model.set_attn_implementation(implementation)
+        assert model.config._attn_implementation == implementation
+        per_module = {}
+        for name, module in model.named_modules():
+            if isinstance(module, HFSeq2SeqAttention):  # encoder self-, decoder self- and cross-attention
+                module.register_forward_hook(lambda m, a, out, name=name: per_module.__setitem__(name, out[0]))
+        with torch.no_grad():
+            out = model(
+                input_ids=input_ids, attention_mask=attention_mask,
+                decoder_input_ids=decoder_input_ids, decoder_attention_mask=decoder_attention_mask,
+            )
+        outputs[implementation] = (out, per_module)
+    (eager, eager_modules), (sdpa, sdpa_modules) = outputs["eager"], outputs["sdpa"]
+    assert {n.rsplit(".", 1)[-1] for n in eager_modules} == {"self_attn", "encoder_attn"}
+    for name, value in eager_modules.items():
+        # Compare real positions only: what a padded query row holds is never read.
+        mask = (attention_mask if name.startswith("model.encoder") else decoder_attention_mask).bool()
+        torch.testing.assert_close(value[mask], sdpa_modules[name][mask], atol=1e-5, rtol=0, msg=name)
+    torch.testing.assert_close(
+        eager.encoder_last_hidden_state[attention_mask.bool()], sdpa.encoder_last_hidden_state[attention_mask.bool()],
+        atol=1e-5, rtol=0,
+    )
+    real = decoder_attention_mask.bool()
+    torch.testing.assert_close(eager.logits[real], sdpa.logits[real], atol=1e-5, rtol=0)
+
+
+def test_eager_and_sdpa_generate_the_same():
+    input_ids, attention_mask = padded_batch([9, 4, 6])
+    results = []
+    for implementation in ("eager", "sdpa"):
+        model = tiny_model(seed=4, attn_implementation=implementation)
+        results.append(model.generate(input_ids=input_ids, attention_mask=attention_mask, num_beams=4, max_new_tokens=10))
+    assert torch.equal(results[0], results[1])
+
+
+# --- gradients and weights ----------------------------------------------------------------------------------------
+
+
+def test_gradients_reach_every_parameter():
+    model = tiny_model(position_embedding_type="learned", share_encoder_decoder_embeddings=False).train()
+    input_ids, attention_mask = padded_batch([7, 5])
+    labels = padded_batch([6, 4], seed=1)[0].masked_fill(padded_batch([6, 4], seed=1)[1] == 0, -100)
+    model(input_ids=input_ids, attention_mask=attention_mask, labels=labels).loss.backward()
+    for name, parameter in model.named_parameters():
+        assert parameter.grad is not None and parameter.grad.abs().sum() > 0, f"no gradient reaches {name}"
+
+
+def test_loss_ignores_minus_100_and_builds_decoder_inputs():
+    model = tiny_model()
+    input_ids, attention_mask = padded_batch([6, 4])
+    labels = torch.tensor([[5, 6, 7, EOS], [8, 9, EOS, -100]])
+    with torch.no_grad():
+        out = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels)
+        decoder_input_ids = torch.tensor([[BOS, 5, 6, 7], [BOS, 8, 9, EOS]])
+        logits = model(input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=decoder_input_ids).logits
+    assert torch.equal(model.prepare_decoder_input_ids_from_labels(labels), decoder_input_ids)
+    mask = labels != -100
+    expected = torch.nn.functional.cross_entropy(logits[mask], labels[mask])
+    torch.testing.assert_close(out.loss, expected)
+
+
+def test_gradient_checkpointing_gives_the_same_gradients():
+    input_ids, attention_mask = padded_batch([7, 5])
+    labels = padded_batch([6, 6], seed=1)[0]
+    grads = []
+    for checkpointing in (False, True):
+        model = tiny_model().train()
+        if checkpointing:
+            model.activation_checkpointing_enable()
+            assert model.model.encoder.layers[0].gradient_checkpointing
+        model(input_ids=input_ids, attention_mask=attention_mask, labels=labels).loss.backward()
+        grads.append({n: p.grad for n, p in model.named_parameters()})
+    for name in grads[0]:
+        torch.testing.assert_close(grads[0][name], grads[1][name], msg=name)
+
+
+def _tied(model):
+    shared = model.model.shared.weight
+    return (
+        model.lm_head.weight is shared
+        and model.model.encoder.embed_tokens.weight is shared
+        and model.model.decoder.embed_tokens.weight is shared
+    )
+
+
+def test_tied_weights_stay_tied_after_load_and_resize(tmp_path):
+    model = tiny_model()
+    assert _tied(model)
+    model.save_pretrained(tmp_path)
+    loaded = HFSeq2SeqForConditionalGeneration.from_pretrained(tmp_path)
+    assert _tied(loaded)
+
+    loaded.resize_token_embeddings(53)
+    assert _tied(loaded)
+    assert loaded.config.vocab_size == 53 and loaded.lm_head.weight.shape == (53, 64)
+    input_ids, attention_mask = padded_batch([5, 3])
+    assert loaded(input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=input_ids).logits.shape[-1] == 53
+    loaded.save_pretrained(tmp_path / "resized")
+    assert _tied(HFSeq2SeqForConditionalGeneration.from_pretrained(tmp_path / "resized"))
+
+
+def test_shared_embeddings_without_tied_output_projection(tmp_path):
+    model = tiny_model(tie_word_embeddings=False)
+    assert model.model.encoder.embed_tokens.weight is model.model.decoder.embed_tokens.weight
+    assert model.lm_head.weight is not model.model.shared.weight
+    model.save_pretrained(tmp_path)
+    loaded = HFSeq2SeqForConditionalGeneration.from_pretrained(tmp_path)
+    assert loaded.model.encoder.embed_tokens.weight is loaded.model.decoder.embed_tokens.weight
+    assert torch.equal(loaded.lm_head.weight, model.lm_head.weight)
+
+
+def test_too_long_input_is_a_clear_error():
+    model = tiny_model(max_position_embeddings=16)
+    with pytest.raises(ValueError, match="max_position_embeddings=16"):
+        model(input_ids=torch.ones(1, 17, dtype=torch.long), decoder_input_ids=torch.ones(1, 2, dtype=torch.long))
+
+
+# --- configuration ------------------------------------------------------------------------------------------------
+
+
+def test_presets():
+    assert HFSeq2SeqConfig.from_preset("base").to_dict()["d_model"] == 512
+    base = HFSeq2SeqConfig.from_preset("base")
+    assert (base.encoder_layers, base.decoder_layers, base.encoder_attention_heads, base.encoder_ffn_dim) == (6, 6, 8, 2048)
+    big = HFSeq2SeqConfig.from_preset("big", dropout=0.3)
+    assert (big.d_model, big.encoder_attention_heads, big.decoder_ffn_dim, big.dropout) == (1024, 16, 4096, 0.3)
+    with pytest.raises(ValueError, match="Unknown preset 'huge'"):
+        HFSeq2SeqConfig.from_preset("huge")
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(d_model=100, encoder_attention_heads=8), r"`d_model` \(100\) must be divisible by `encoder_attention_heads` \(8\)"),
+        (dict(d_model=96, encoder_attention_heads=8, decoder_attention_heads=5), r"divisible by `decoder_attention_heads` \(5\)"),
+        (dict(encoder_layers=-1), r"`encoder_layers` must be a positive integer, got -1"),
+        (dict(decoder_ffn_dim=0), r"`decoder_ffn_dim` must be a positive integer, got 0"),
+        (dict(vocab_size=-5), r"`vocab_size` must be a positive integer"),
+        (dict(dropout=1.0), r"`dropout` is a probability and must lie in \[0, 1\), got 1.0"),
+        (dict(attention_dropout=-0.1), r"`attention_dropout` is a probability"),
+        (dict(activation_dropout=1.5), r"`activation_dropout` is a probability"),
+        (dict(activation_function="swishy"), r"`activation_function` 'swishy' is unknown; choose one of"),
+        (dict(position_embedding_type="rotary"), r"`position_embedding_type` 'rotary' is unknown; choose one of"),
+        (dict(pad_token_id=9000, vocab_size=100), r"`pad_token_id` \(9000\) must lie in \[0, vocab_size=100\)"),
+    ],
+)
+def test_invalid_config_values_are_clear_errors(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        HFSeq2SeqConfig(**kwargs)
+
+
+def test_generation_settings_belong_to_generation_config(tmp_path):
+    model = tiny_model()
+    model.generation_config = GenerationConfig(
+        num_beams=4, max_new_tokens=20, decoder_start_token_id=BOS, bos_token_id=BOS, eos_token_id=EOS, pad_token_id=PAD
+    )
+    model.save_pretrained(tmp_path)
+    assert json.loads((tmp_path / "generation_config.json").read_text())["num_beams"] == 4
+    assert HFSeq2SeqForConditionalGeneration.from_pretrained(tmp_path).generation_config.num_beams == 4
