@@ -1,0 +1,212 @@
+"""Pieces of the training script that are worth importing on their own: arguments with the paper's recipe as
+defaults, the time budget, checkpoint checks, the BLEU/chrF `compute_metrics`, and the model card."""
+
+import json
+import logging
+import os
+import re
+import string
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from safetensors import safe_open
+from transformers import Seq2SeqTrainingArguments, TrainerCallback
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, IntervalStrategy, SaveStrategy
+from transformers.training_args import SchedulerType
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ModelArguments:
+    model_name_or_path: str | None = field(
+        default=None, metadata={"help": "Continue from a trained model (folder or Hub id) instead of a new one."}
+    )
+    preset: str = field(default="small", metadata={"help": "Size of a new model: tiny, small, base or big."})
+    config_overrides: str | None = field(
+        default=None, metadata={"help": "Config fields for a new model, e.g. `dropout=0.2,encoder_layers=4`."}
+    )
+    tokenizer_name: str | None = field(default=None, metadata={"help": "Use this trained tokenizer (folder or Hub id)."})
+    vocab_size: int = field(default=8000, metadata={"help": "Size of a newly trained joint BPE vocabulary."})
+    attn_implementation: str = field(default="sdpa", metadata={"help": "eager or sdpa."})
+
+
+@dataclass
+class TrainingArguments(Seq2SeqTrainingArguments):
+    """Seq2SeqTrainingArguments with the paper's recipe as defaults (section 5.3-5.4): Adam with β=(0.9, 0.98),
+    a linear warm-up then an inverse-square-root decay, label smoothing 0.1; plus BLEU evaluation with beam search.
+    Every field can still be set on the command line."""
+
+    output_dir: str = field(default="outputs/en-fr", metadata={"help": "Where checkpoints and the model go."})
+    learning_rate: float = field(default=1e-3, metadata={"help": "Peak learning rate (after warm-up)."})
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.98
+    adam_epsilon: float = 1e-9
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    lr_scheduler_type: SchedulerType | str = field(default="inverse_sqrt", metadata={"help": "transformers' scheduler name."})
+    warmup_steps: float = field(default=400, metadata={"help": "Linear warm-up steps before the 1/sqrt(step) decay."})
+    label_smoothing_factor: float = 0.1
+    per_device_train_batch_size: int = 64
+    per_device_eval_batch_size: int = 64
+    num_train_epochs: float = 2.0
+    train_sampling_strategy: str = field(
+        default="group_by_length", metadata={"help": "group_by_length batches sentences of similar length: less padding."}
+    )
+    predict_with_generate: bool = True
+    generation_num_beams: int | None = 4
+    generation_max_length: int | None = 128
+    eval_strategy: IntervalStrategy | str = "epoch"
+    save_strategy: SaveStrategy | str = "epoch"
+    save_total_limit: int | None = 2
+    logging_steps: float = 50
+    report_to: None | str | list[str] = "none"
+    dataloader_num_workers: int = 0
+    seed: int = 42
+    max_train_minutes: float | None = field(
+        default=None, metadata={"help": "Stop training after this many minutes of wall clock (then save and evaluate)."}
+    )
+
+    def __post_init__(self):
+        # `accelerate launch --multi_gpu --num_processes N` on a machine without GPUs starts N processes, but
+        # Trainer then sees no distributed setup and each process trains alone. Asking for the CPU makes it use
+        # the gloo process group the launcher prepared, so the same command runs data-parallel on CPUs.
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available():
+            self.use_cpu = True
+        if not torch.cuda.is_available():
+            self.dataloader_pin_memory = False  # pinned memory only helps copies to a GPU
+        super().__post_init__()
+
+
+class TimeBudgetCallback(TrainerCallback):
+    """Stops training once `minutes` of wall clock have passed in this run; the Trainer then saves and evaluates
+    as at the end of training. It also records each evaluation as (seconds, step, metrics): the quality curve."""
+
+    def __init__(self, minutes: float | None = None):
+        self.seconds = None if minutes is None else minutes * 60
+        self.start = time.monotonic()
+        self.curve: list[dict] = []
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.start = time.monotonic()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.seconds is not None and time.monotonic() - self.start >= self.seconds:
+            logger.warning("Time budget of %g minutes reached at step %d: stopping.", self.seconds / 60, state.global_step)
+            control.should_training_stop = control.should_save = control.should_evaluate = True
+        return control
+
+    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+        point = {"seconds": round(time.monotonic() - self.start, 1), "step": state.global_step, "epoch": state.epoch}
+        self.curve.append({**point, **(metrics or {})})
+
+
+def parse_config_overrides(text: str | None) -> dict:
+    """`dropout=0.2,encoder_layers=4,activation_function=gelu` -> typed dict (JSON values where they parse)."""
+    overrides = {}
+    for item in filter(None, (text or "").split(",")):
+        if "=" not in item:
+            raise ValueError(f"--config_overrides item {item!r} is not `name=value` (e.g. `dropout=0.2,encoder_layers=4`).")
+        name, value = (part.strip() for part in item.split("=", 1))
+        try:
+            overrides[name] = json.loads(value)
+        except json.JSONDecodeError:
+            overrides[name] = value
+    return overrides
+
+
+# --- checkpoints --------------------------------------------------------------------------------------------------
+
+CHECKPOINT_FILES = ("trainer_state.json", "model.safetensors", "config.json")
+
+
+class CheckpointError(ValueError):
+    pass
+
+
+def check_checkpoint(folder: str) -> None:
+    """A checkpoint is complete when the Trainer wrote its state (the last file it writes) and the weights parse."""
+    if not os.path.isdir(folder):
+        raise CheckpointError(f"Checkpoint {folder!r} does not exist. Give a `checkpoint-N` folder of the output directory.")
+    missing = [name for name in CHECKPOINT_FILES if not os.path.isfile(os.path.join(folder, name))]
+    if missing:
+        raise CheckpointError(
+            f"Checkpoint {folder!r} is incomplete: {', '.join(missing)} missing (training was probably stopped while "
+            "it was being written). Resume from an earlier checkpoint, or delete this folder to resume from the last "
+            "complete one."
+        )
+    try:
+        with safe_open(os.path.join(folder, "model.safetensors"), "pt") as weights:
+            weights.keys()
+        with open(os.path.join(folder, "trainer_state.json")) as f:
+            json.load(f)
+    except Exception as error:
+        raise CheckpointError(
+            f"Checkpoint {folder!r} is corrupted ({type(error).__name__}: {error}). Resume from an earlier checkpoint, "
+            "or delete this folder."
+        ) from None
+
+
+def last_complete_checkpoint(output_dir: str) -> str | None:
+    """The newest checkpoint folder that passes `check_checkpoint`; incomplete newer ones are reported and skipped."""
+    if not os.path.isdir(output_dir):
+        return None
+    pattern = re.compile(rf"^{PREFIX_CHECKPOINT_DIR}-(\d+)$")
+    steps = sorted((int(m.group(1)), name) for name in os.listdir(output_dir) if (m := pattern.match(name)))
+    for _, name in reversed(steps):
+        folder = os.path.join(output_dir, name)
+        try:
+            check_checkpoint(folder)
+            return folder
+        except CheckpointError as error:
+            logger.warning("Skipping %s", error)
+    return None
+
+
+def resolve_resume(resume: str | None, output_dir: str) -> str | None:
+    """`--resume_from_checkpoint`: a folder (checked), or `true`/`last` for the newest complete one."""
+    if resume is None or str(resume).lower() in ("false", "none", ""):
+        return None
+    if str(resume).lower() in ("true", "last"):
+        folder = last_complete_checkpoint(output_dir)
+        if folder is None:
+            raise CheckpointError(f"--resume_from_checkpoint: no complete checkpoint in {output_dir!r} to resume from.")
+        return folder
+    check_checkpoint(resume)
+    return resume
+
+
+# --- metrics ------------------------------------------------------------------------------------------------------
+
+
+def make_compute_metrics(tokenizer, metric):
+    """BLEU/chrF of generated ids against the label ids of the same rows (so any sampler order stays aligned)."""
+
+    def compute_metrics(eval_preds):
+        predictions, labels = eval_preds
+        if isinstance(predictions, tuple):
+            predictions = predictions[0]
+        predictions = np.where(predictions != -100, predictions, tokenizer.pad_token_id)
+        labels = np.where(labels != -100, labels, tokenizer.pad_token_id)
+        hypotheses = tokenizer.batch_decode(predictions, skip_special_tokens=True)
+        references = tokenizer.batch_decode(labels, skip_special_tokens=True)
+        scores = metric.compute(predictions=hypotheses, references=references)
+        lengths = [np.count_nonzero(row != tokenizer.pad_token_id) for row in predictions]
+        return {
+            "bleu": round(scores["bleu"], 2),
+            "chrf": round(scores["chrf"], 2),
+            "gen_len": round(float(np.mean(lengths)), 2),
+        }
+
+    return compute_metrics
+
+
+# --- model card ---------------------------------------------------------------------------------------------------
+
+
+def render_model_card(template_path: str, values: dict) -> str:
+    """Fill `$name` placeholders of the top-level model_card.md template (string.Template: `$$` is a dollar)."""
+    with open(template_path, encoding="utf-8") as f:
+        return string.Template(f.read()).substitute(values)
