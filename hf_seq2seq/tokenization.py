@@ -21,8 +21,11 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int = 8000, min_frequency:
     vocabulary). The iterator is consumed once, in batches: the corpus never has to fit in memory."""
     tokenizer = Tokenizer(models.BPE(unk_token=UNK))
     tokenizer.normalizer = normalizers.NFC()
-    # add_prefix_space: a word is the same token at the start of a sentence as inside it.
-    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True)
+    # add_prefix_space: a word is the same token at the start of a sentence as inside it. Digits stay single
+    # tokens, so a number is copied digit by digit instead of being one rare token the model never learned.
+    tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.ByteLevel(add_prefix_space=True), pre_tokenizers.Digits(individual_digits=True)]
+    )
     # ...and the decoder removes that space again, so decode(encode(text)) == text.
     tokenizer.decoder = decoders.Sequence([decoders.ByteLevel(), decoders.Strip(" ", 1, 0)])
     # Sources and targets end with </s>; the decoder starts from <s> (decoder_start_token_id).
