@@ -29,7 +29,9 @@ from transformers import (
 )
 
 from hf_seq2seq import HFSeq2SeqConfig, HFSeq2SeqForConditionalGeneration
+from hf_seq2seq.alignment import plot_training_curve
 from hf_seq2seq.data import BUILTIN, DataArguments, load_raw_datasets, tokenize_splits
+from hf_seq2seq.hub import save_bundle
 from hf_seq2seq.metrics import load_bleu_chrf
 from hf_seq2seq.tokenization import train_tokenizer
 from hf_seq2seq.training import (
@@ -123,6 +125,8 @@ def main(argv=None, trainer_class=Seq2SeqTrainer):
     eval_dataset = tokenized.get("validation")
 
     budget = TimeBudgetCallback(training_args.max_train_minutes)
+    # Trainer would push at every save and write its own model card: push the finished bundle ourselves instead.
+    push_to_hub, training_args.push_to_hub = training_args.push_to_hub, False
     trainer = trainer_class(
         model=model,
         args=training_args,
@@ -137,26 +141,47 @@ def main(argv=None, trainer_class=Seq2SeqTrainer):
         trainer.args.eval_strategy = "no"
 
     train_result = trainer.train(resume_from_checkpoint=resume)
-    trainer.save_model()  # model, config, generation config, tokenizer, remote-code files
+    if trainer.is_world_process_zero():
+        # Weights, config (auto_map, custom_pipelines), code files, tokenizer, generation config: the Hub bundle.
+        save_bundle(trainer.model, tokenizer, training_args.output_dir)
     metrics = dict(train_result.metrics, train_samples=len(tokenized["train"]), global_step=train_result.global_step)
     trainer.log_metrics("train", metrics)
     trainer.save_metrics("train", metrics)
 
+    # The held-out split (test, else validation) is scored in full at the end; the validation split was already
+    # evaluated during training (curve.json).
     results = {}
-    for split in ("validation", "test"):
-        if split in tokenized:
-            prediction = trainer.predict(tokenized[split], metric_key_prefix=split)
-            trainer.log_metrics(split, prediction.metrics)
-            trainer.save_metrics(split, prediction.metrics)
-            results[split] = prediction.metrics
+    split = "test" if "test" in tokenized else "validation" if "validation" in tokenized else None
+    if split is not None:
+        prediction = trainer.predict(tokenized[split], metric_key_prefix=split)
+        trainer.log_metrics(split, prediction.metrics)
+        trainer.save_metrics(split, prediction.metrics)
+        results[split] = prediction.metrics
     trainer.save_state()
 
     if trainer.is_world_process_zero():
         with open(os.path.join(training_args.output_dir, "curve.json"), "w") as f:
             json.dump(budget.curve, f, indent=1)
+        plot_training_curve(training_args.output_dir)
         samples = show_samples(trainer.model, tokenizer, splits, data_args)
         write_model_card(training_args, model_args, data_args, model, results, metrics, samples)
+        if push_to_hub:
+            push_folder(training_args.output_dir, training_args.hub_model_id, private=training_args.hub_private_repo)
     return results
+
+
+def push_folder(folder: str, repo_id: str | None, private: bool | None = None) -> str:
+    """Upload the bundle (not the checkpoints) with huggingface_hub."""
+    from huggingface_hub import HfApi
+
+    api = HfApi()
+    repo_id = api.create_repo(repo_id or os.path.basename(os.path.abspath(folder)), private=private, exist_ok=True).repo_id
+    api.upload_folder(
+        repo_id=repo_id, folder_path=folder, commit_message="Upload hf_seq2seq translator",
+        ignore_patterns=["checkpoint-*", "checkpoint-*/**", "tokenizer/**", "training_args.bin", "runs/**"],
+    )
+    logger.info("Pushed %s to https://huggingface.co/%s", folder, repo_id)
+    return repo_id
 
 
 def show_samples(model, tokenizer, splits, data_args, n=5):
@@ -205,6 +230,8 @@ def write_model_card(training_args, model_args, data_args, model, results, train
         "batch_size": training_args.per_device_train_batch_size * training_args.world_size,
         "label_smoothing": training_args.label_smoothing_factor,
         "num_beams": model.generation_config.num_beams,
+        "curve": "![training curve](training_curve.png)" if os.path.isfile(
+            os.path.join(training_args.output_dir, "training_curve.png")) else "",
         "samples": "\n".join(f"| {s} | {t} | {r} |" for s, t, r in samples),
         "command": " ".join(["python", "train.py", *sys.argv[1:]]),
     }

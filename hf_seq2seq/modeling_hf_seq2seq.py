@@ -194,10 +194,7 @@ class HFSeq2SeqSinusoidalPositionalEncoding(nn.Module):
 
 
 class HFSeq2SeqLearnedPositionalEmbedding(nn.Embedding):
-    """One trained vector per position (the paper's alternative in Table 3, row E)."""
-
-    def forward(self, position_ids: torch.Tensor) -> torch.Tensor:
-        return super().forward(position_ids)
+    """One trained vector per position (the paper's alternative in Table 3, row E); called with position ids."""
 
 
 def make_position_embeddings(config: HFSeq2SeqConfig) -> nn.Module:

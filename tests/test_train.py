@@ -17,31 +17,12 @@ import train  # noqa: E402
 from hf_seq2seq.cli import main as cli_main  # noqa: E402
 from hf_seq2seq.training import CheckpointError  # noqa: E402
 
-# A shortened default job: a model between tiny and small, 10,000 built-in pairs, three epochs (~1 minute).
-SHORT = [
-    "--preset", "tiny", "--config_overrides", "dropout=0.0,d_model=128,encoder_ffn_dim=512,decoder_ffn_dim=512",
-    "--builtin_train_size", "10000", "--vocab_size", "600", "--num_train_epochs", "3", "--learning_rate", "2e-3",
-    "--warmup_steps", "100", "--per_device_train_batch_size", "32",
-    "--max_eval_samples", "100", "--max_predict_samples", "200", "--eval_strategy", "no", "--save_strategy", "no",
-    "--generation_max_length", "40", "--logging_steps", "100", "--disable_tqdm", "true",
-]
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    output = str(tmp_path_factory.mktemp("run") / "en-fr")
-    results = train.main(SHORT + ["--output_dir", output])
-    return output, results
-
-
 def test_default_job_trains_evaluates_and_saves(trained):
     output, results = trained
-    # Measured on 2 cores: test BLEU 84 after this run (the full default run reaches 96). The floor leaves room for
-    # thread-count differences, not for a broken model: an untrained one scores below 1.
-    assert results["test"]["test_bleu"] >= 60, results["test"]
+    assert results["test"]["test_bleu"] >= 60, results["test"]  # see conftest.trained
     for name in ("model.safetensors", "config.json", "generation_config.json", "tokenizer.json",
                  "modeling_hf_seq2seq.py", "configuration_hf_seq2seq.py", "test_results.json",
-                 "train_results.json", "curve.json", "README.md"):
+                 "train_results.json", "curve.json", "README.md", "pipeline_hf_seq2seq.py", "training_curve.png"):
         assert os.path.isfile(os.path.join(output, name)), name
     assert json.load(open(os.path.join(output, "generation_config.json")))["num_beams"] == 4
     card = open(os.path.join(output, "README.md"), encoding="utf-8").read()
