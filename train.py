@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Train an hf_seq2seq translator: parallel text -> vocabulary -> Transformer -> evaluated, saved model.
 
-    python train.py                                   # the built-in English→French demonstration corpus
+    python train.py                                   # the demo: configs/demo.json, on the built-in corpus
     python train.py --train_file ../shared/data/tatoeba-en-fr/train.tsv \
         --validation_file ../shared/data/tatoeba-en-fr/dev.tsv --preset small --max_train_minutes 60
     accelerate launch --multi_gpu --num_processes 2 train.py ...   # data-parallel on 2 GPUs (or 2 CPU processes)
@@ -46,11 +46,16 @@ from hf_seq2seq.training import (
 
 logger = logging.getLogger("train")
 MODEL_CARD_TEMPLATE = Path(__file__).with_name("model_card.md")
+# With no arguments: the demonstration recipe, sized to finish within 10 minutes on 2 CPU cores.
+DEMO_ARGS = Path(__file__).with_name("configs") / "demo.json"
 
 
 def parse_args(argv=None):
     parser = HfArgumentParser((ModelArguments, DataArguments, TrainingArguments))
     argv = sys.argv[1:] if argv is None else argv
+    if not argv and DEMO_ARGS.is_file():
+        print(f"No arguments: training the demo recipe of {DEMO_ARGS} on the built-in corpus.", flush=True)
+        argv = [str(DEMO_ARGS)]
     if len(argv) == 1 and argv[0].endswith(".json"):
         return parser.parse_json_file(argv[0])
     if len(argv) == 1 and argv[0].endswith((".yaml", ".yml")):
