@@ -213,17 +213,31 @@ def check_length(config: HFSeq2SeqConfig, length: int, what: str) -> None:
 
 
 # --- 3.1 Encoder and decoder layers -----------------------------------------------------------------------------
-# Every sub-layer is wrapped as residual + dropout: x + Dropout(Sublayer(x)), with layer norm before the sub-layer
-# (pre-norm, `config.normalize_before`) or after the sum (post-norm, the paper).
+# Every sub-layer is wrapped as residual + dropout, with layer norm before the sub-layer (pre-norm) or after the sum
+# (post-norm, the paper).
 
 
-class HFSeq2SeqEncoderLayer(GradientCheckpointingLayer):
-    """Self-attention, then feed-forward."""
+class HFSeq2SeqLayer(GradientCheckpointingLayer):
+    """What encoder and decoder layers share: the residual connection around each of their sub-layers."""
 
     def __init__(self, config: HFSeq2SeqConfig):
         super().__init__()
         self.normalize_before = config.normalize_before
         self.dropout = config.dropout
+
+    def residual(self, hidden_states: torch.Tensor, layer_norm: nn.LayerNorm, sublayer: Callable) -> torch.Tensor:
+        """LayerNorm(x + Dropout(Sublayer(x))) as in the paper (post-norm), or x + Dropout(Sublayer(LayerNorm(x)))
+        (pre-norm, `config.normalize_before`)."""
+        if self.normalize_before:
+            return hidden_states + F.dropout(sublayer(layer_norm(hidden_states)), p=self.dropout, training=self.training)
+        return layer_norm(hidden_states + F.dropout(sublayer(hidden_states), p=self.dropout, training=self.training))
+
+
+class HFSeq2SeqEncoderLayer(HFSeq2SeqLayer):
+    """Self-attention, then feed-forward."""
+
+    def __init__(self, config: HFSeq2SeqConfig):
+        super().__init__(config)
         self.self_attn = HFSeq2SeqAttention(config, config.encoder_attention_heads)
         self.self_attn_layer_norm = nn.LayerNorm(config.d_model)
         self.ffn = HFSeq2SeqFeedForward(config, config.encoder_ffn_dim)
@@ -232,30 +246,18 @@ class HFSeq2SeqEncoderLayer(GradientCheckpointingLayer):
     def forward(
         self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None, **kwargs: Unpack[TransformersKwargs]
     ) -> torch.Tensor:
-        residual = hidden_states
-        if self.normalize_before:
-            hidden_states = self.self_attn_layer_norm(hidden_states)
-        hidden_states, _ = self.self_attn(hidden_states, attention_mask=attention_mask, **kwargs)
-        hidden_states = residual + F.dropout(hidden_states, p=self.dropout, training=self.training)
-        if not self.normalize_before:
-            hidden_states = self.self_attn_layer_norm(hidden_states)
-
-        residual = hidden_states
-        if self.normalize_before:
-            hidden_states = self.final_layer_norm(hidden_states)
-        hidden_states = residual + F.dropout(self.ffn(hidden_states), p=self.dropout, training=self.training)
-        if not self.normalize_before:
-            hidden_states = self.final_layer_norm(hidden_states)
-        return hidden_states
+        hidden_states = self.residual(
+            hidden_states, self.self_attn_layer_norm,
+            lambda x: self.self_attn(x, attention_mask=attention_mask, **kwargs)[0],
+        )
+        return self.residual(hidden_states, self.final_layer_norm, self.ffn)
 
 
-class HFSeq2SeqDecoderLayer(GradientCheckpointingLayer):
+class HFSeq2SeqDecoderLayer(HFSeq2SeqLayer):
     """Masked self-attention, then attention over the encoder output, then feed-forward."""
 
     def __init__(self, config: HFSeq2SeqConfig, layer_idx: int):
-        super().__init__()
-        self.normalize_before = config.normalize_before
-        self.dropout = config.dropout
+        super().__init__(config)
         heads = config.decoder_attention_heads
         self.self_attn = HFSeq2SeqAttention(config, heads, is_causal=True, layer_idx=layer_idx)
         self.self_attn_layer_norm = nn.LayerNorm(config.d_model)
@@ -273,35 +275,17 @@ class HFSeq2SeqDecoderLayer(GradientCheckpointingLayer):
         cache: Cache | None = None,
         **kwargs: Unpack[TransformersKwargs],
     ) -> torch.Tensor:
-        residual = hidden_states
-        if self.normalize_before:
-            hidden_states = self.self_attn_layer_norm(hidden_states)
-        hidden_states, _ = self.self_attn(hidden_states, attention_mask=attention_mask, cache=cache, **kwargs)
-        hidden_states = residual + F.dropout(hidden_states, p=self.dropout, training=self.training)
-        if not self.normalize_before:
-            hidden_states = self.self_attn_layer_norm(hidden_states)
-
-        residual = hidden_states
-        if self.normalize_before:
-            hidden_states = self.encoder_attn_layer_norm(hidden_states)
-        hidden_states, _ = self.encoder_attn(
-            hidden_states,
-            key_value_states=encoder_hidden_states,
-            attention_mask=encoder_attention_mask,
-            cache=cache,
-            **kwargs,
+        hidden_states = self.residual(
+            hidden_states, self.self_attn_layer_norm,
+            lambda x: self.self_attn(x, attention_mask=attention_mask, cache=cache, **kwargs)[0],
         )
-        hidden_states = residual + F.dropout(hidden_states, p=self.dropout, training=self.training)
-        if not self.normalize_before:
-            hidden_states = self.encoder_attn_layer_norm(hidden_states)
-
-        residual = hidden_states
-        if self.normalize_before:
-            hidden_states = self.final_layer_norm(hidden_states)
-        hidden_states = residual + F.dropout(self.ffn(hidden_states), p=self.dropout, training=self.training)
-        if not self.normalize_before:
-            hidden_states = self.final_layer_norm(hidden_states)
-        return hidden_states
+        hidden_states = self.residual(
+            hidden_states, self.encoder_attn_layer_norm,
+            lambda x: self.encoder_attn(
+                x, key_value_states=encoder_hidden_states, attention_mask=encoder_attention_mask, cache=cache, **kwargs
+            )[0],
+        )
+        return self.residual(hidden_states, self.final_layer_norm, self.ffn)
 
 
 # --- transformers wrappers --------------------------------------------------------------------------------------
