@@ -19,6 +19,7 @@ from pathlib import Path
 
 import transformers
 from transformers import (
+    IntervalStrategy,
     AutoModelForSeq2SeqLM,
     AutoTokenizer,
     DataCollatorForSeq2Seq,
@@ -128,6 +129,8 @@ def main(argv=None, trainer_class=Seq2SeqTrainer):
     with training_args.main_process_first(desc="tokenizing"):
         tokenized = tokenize_splits(splits, tokenizer, data_args)
     eval_dataset = tokenized.get("validation")
+    if eval_dataset is None:
+        training_args.eval_strategy = IntervalStrategy.NO
 
     budget = TimeBudgetCallback(training_args.max_train_minutes)
     # Trainer would push at every save and write its own model card: push the finished bundle ourselves instead.
@@ -142,9 +145,6 @@ def main(argv=None, trainer_class=Seq2SeqTrainer):
         compute_metrics=make_compute_metrics(tokenizer, load_bleu_chrf()),
         callbacks=[budget],
     )
-    if eval_dataset is None:
-        trainer.args.eval_strategy = "no"
-
     train_result = trainer.train(resume_from_checkpoint=resume)
     if trainer.is_world_process_zero():
         # Weights, config (auto_map, custom_pipelines), code files, tokenizer, generation config: the Hub bundle.

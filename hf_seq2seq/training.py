@@ -86,7 +86,7 @@ class TimeBudgetCallback(TrainerCallback):
 
     def __init__(self, minutes: float | None = None):
         self.seconds = None if minutes is None else minutes * 60
-        self.start = time.monotonic()
+        self.start = time.monotonic()  # reset when training begins
         self.curve: list[dict] = []
 
     def on_train_begin(self, args, state, control, **kwargs):
@@ -95,7 +95,13 @@ class TimeBudgetCallback(TrainerCallback):
     def on_step_end(self, args, state, control, **kwargs):
         if self.seconds is not None and time.monotonic() - self.start >= self.seconds:
             logger.warning("Time budget of %g minutes reached at step %d: stopping.", self.seconds / 60, state.global_step)
-            control.should_training_stop = control.should_save = control.should_evaluate = True
+            control.should_training_stop = True
+            # With an "epoch" strategy the Trainer evaluates and saves at the end of the cut-short epoch anyway:
+            # asking here as well would evaluate the same step twice.
+            if args.eval_strategy not in (IntervalStrategy.NO, IntervalStrategy.EPOCH):
+                control.should_evaluate = True
+            if args.save_strategy not in (SaveStrategy.NO, SaveStrategy.EPOCH):
+                control.should_save = True
         return control
 
     def on_evaluate(self, args, state, control, metrics=None, **kwargs):

@@ -135,3 +135,17 @@ def test_two_processes_train_on_different_batches(tmp_path):
     model = AutoModelForSeq2SeqLM.from_pretrained(output)
     out = model.generate(**tokenizer(["The cat."], return_tensors="pt"), max_new_tokens=5)
     assert out.shape[0] == 1
+
+
+@pytest.mark.parametrize("strategy", ["epoch", "steps"])
+def test_time_budget_stops_with_one_evaluation_and_checkpoint(tmp_path, strategy):
+    output = str(tmp_path / strategy)
+    train.main(RESUMABLE + [
+        "--output_dir", output, "--eval_strategy", strategy, "--eval_steps", "100000", "--save_strategy", strategy,
+        "--save_steps", "100000", "--num_train_epochs", "50", "--max_train_minutes", "0.05",
+    ])
+    curve = json.load(open(os.path.join(output, "curve.json")))
+    state = json.load(open(os.path.join(output, "trainer_state.json")))
+    assert state["epoch"] < 50, "the budget did not stop training"
+    assert [point["step"] for point in curve] == [state["global_step"]]  # evaluated once, at the stop
+    assert [n for n in os.listdir(output) if n.startswith("checkpoint-")] == [f"checkpoint-{state['global_step']}"]
