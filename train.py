@@ -125,6 +125,9 @@ def main(argv=None, trainer_class=Seq2SeqTrainer):
         pad_token_id=tokenizer.pad_token_id,
     )
     logger.info("Model: %s preset, %.1fM parameters.", model_args.preset, model.num_parameters() / 1e6)
+    # The model computes the label-smoothed loss itself, on the labelled positions only. Trainer's own smoother
+    # would take the labels away from the model and need logits for every position, padding included.
+    model.config.label_smoothing, training_args.label_smoothing_factor = training_args.label_smoothing_factor, 0.0
 
     with training_args.main_process_first(desc="tokenizing"):
         tokenized = tokenize_splits(splits, tokenizer, data_args)
@@ -233,7 +236,7 @@ def write_model_card(training_args, model_args, data_args, model, results, train
         "learning_rate": training_args.learning_rate,
         "warmup_steps": training_args.warmup_steps,
         "batch_size": training_args.per_device_train_batch_size * training_args.world_size,
-        "label_smoothing": training_args.label_smoothing_factor,
+        "label_smoothing": model.config.label_smoothing,
         "num_beams": model.generation_config.num_beams,
         "curve": "![training curve](training_curve.png)" if os.path.isfile(
             os.path.join(training_args.output_dir, "training_curve.png")) else "",

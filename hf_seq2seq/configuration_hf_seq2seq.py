@@ -47,6 +47,8 @@ class HFSeq2SeqConfig(PretrainedConfig):
         scale_embedding: multiply token embeddings by `sqrt(d_model)` (the paper, section 3.4).
         share_encoder_decoder_embeddings: one embedding matrix for source and target tokens.
         tie_word_embeddings: the output projection (LM head) reuses the target embedding matrix.
+        label_smoothing: ε of the label-smoothed cross-entropy the model returns as `loss` when given `labels`
+            (0.1 in the paper, section 5.4; train.py sets it from `--label_smoothing_factor`).
         init_std: standard deviation of the normal initialisation of linear and embedding weights.
         use_cache: return the key/value cache for fast incremental decoding.
     """
@@ -77,6 +79,7 @@ class HFSeq2SeqConfig(PretrainedConfig):
     scale_embedding: bool = True
     share_encoder_decoder_embeddings: bool = True
     tie_word_embeddings: bool = True
+    label_smoothing: float | int = 0.0
     init_std: float = 0.02
     use_cache: bool = True
     is_encoder_decoder: bool = True
@@ -105,7 +108,7 @@ class HFSeq2SeqConfig(PretrainedConfig):
                     f"`d_model` ({self.d_model}) must be divisible by `{name}` ({heads}): each head gets "
                     f"d_model / heads dimensions. Choose a head count that divides {self.d_model}."
                 )
-        for name in ("dropout", "attention_dropout", "activation_dropout"):
+        for name in ("dropout", "attention_dropout", "activation_dropout", "label_smoothing"):
             p = getattr(self, name)
             if not 0.0 <= p < 1.0:
                 raise ValueError(f"`{name}` is a probability and must lie in [0, 1), got {p!r}.")

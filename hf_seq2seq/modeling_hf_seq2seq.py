@@ -16,6 +16,8 @@ from torch.nn import functional as F
 from transformers import initialization as init
 from transformers.activations import ACT2FN
 from transformers.cache_utils import Cache, DynamicCache, EncoderDecoderCache
+from transformers.conversion_mapping import register_checkpoint_conversion_mapping
+from transformers.core_model_loading import Concatenate, WeightConverter
 from transformers.generation import GenerationMixin
 from transformers.masking_utils import create_bidirectional_mask, create_causal_mask
 from transformers.modeling_layers import GradientCheckpointingLayer
@@ -42,6 +44,27 @@ def shift_tokens_right(labels: torch.Tensor, pad_token_id: int, decoder_start_to
     decoder_input_ids[:, 1:] = labels[:, :-1]
     decoder_input_ids[:, 0] = decoder_start_token_id
     return decoder_input_ids.masked_fill_(decoder_input_ids == -100, pad_token_id)  # -100 marks ignored labels
+
+
+def real_tokens(attention_mask: torch.Tensor | None) -> torch.Tensor | None:
+    """[batch, len] bool of the positions that are not padding, or None when there is none (or when compiling, where
+    shapes must not depend on data)."""
+    if attention_mask is None or attention_mask.dim() != 2 or is_torchdynamo_compiling():
+        return None
+    tokens = attention_mask.bool()
+    return None if tokens.all() else tokens
+
+
+def on_tokens(positionwise: Callable, hidden_states: torch.Tensor, tokens: torch.Tensor | None) -> torch.Tensor:
+    """`positionwise(hidden_states)` computed for the real tokens only; padding positions get zeros.
+
+    A batch of sentences of mixed lengths is often a third to a half padding. Padding is never attended to, so what a
+    position-wise layer (the projections, the feed-forward) computes there never reaches a real position: gather the
+    real tokens, transform them, scatter them back."""
+    if tokens is None:
+        return positionwise(hidden_states)
+    output = positionwise(hidden_states[tokens])
+    return output.new_zeros(*tokens.shape, output.shape[-1]).index_put((tokens,), output)
 
 
 # --- 3.2.1 Scaled dot-product attention -------------------------------------------------------------------------
@@ -84,7 +107,14 @@ class HFSeq2SeqAttention(nn.Module):
     target. The backend (`config._attn_implementation`: "eager" above, or "sdpa") computes the same function.
     """
 
-    def __init__(self, config: HFSeq2SeqConfig, num_heads: int, is_causal: bool = False, layer_idx: int | None = None):
+    def __init__(
+        self,
+        config: HFSeq2SeqConfig,
+        num_heads: int,
+        is_causal: bool = False,
+        is_cross_attention: bool = False,
+        layer_idx: int | None = None,
+    ):
         super().__init__()
         self.config = config
         self.num_heads = num_heads
@@ -95,14 +125,20 @@ class HFSeq2SeqAttention(nn.Module):
         self.is_causal = is_causal
         self.layer_idx = layer_idx
 
-        self.q_proj = nn.Linear(config.d_model, config.d_model)  # W^Q for all heads at once
-        self.k_proj = nn.Linear(config.d_model, config.d_model)  # W^K
-        self.v_proj = nn.Linear(config.d_model, config.d_model)  # W^V
+        # W^Q, W^K and W^V of all heads, stacked into one matrix where they read the same input: one matrix product
+        # instead of three (the projections are unchanged; the rows of qkv_proj are [W^Q; W^K; W^V]).
+        # Cross-attention reads queries from the decoder and keys/values from the encoder: W^Q alone, [W^K; W^V].
+        if is_cross_attention:
+            self.q_proj = nn.Linear(config.d_model, config.d_model)
+            self.kv_proj = nn.Linear(config.d_model, 2 * config.d_model)
+        else:
+            self.qkv_proj = nn.Linear(config.d_model, 3 * config.d_model)
         self.out_proj = nn.Linear(config.d_model, config.d_model)  # W^O
 
-    def _split_heads(self, x: torch.Tensor) -> torch.Tensor:
-        """[batch, len, d_model] -> [batch, heads, len, d_k]"""
-        return x.view(*x.shape[:-1], -1, self.head_dim).transpose(1, 2)
+    def _split_heads(self, x: torch.Tensor, parts: int = 1) -> tuple[torch.Tensor, ...]:
+        """[batch, len, parts * d_model] -> `parts` tensors of [batch, heads, len, d_k]"""
+        x = x.view(*x.shape[:-1], parts, self.num_heads, self.head_dim)
+        return x.permute(2, 0, 3, 1, 4).unbind(0)
 
     def forward(
         self,
@@ -110,12 +146,18 @@ class HFSeq2SeqAttention(nn.Module):
         key_value_states: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
         cache: Cache | None = None,
+        tokens: torch.Tensor | None = None,
+        source_tokens: torch.Tensor | None = None,
         **kwargs: Unpack[TransformersKwargs],
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Queries come from `hidden_states`; keys and values from `key_value_states` (cross-attention: the
-        encoder output) or from `hidden_states` itself (self-attention)."""
+        encoder output) or from `hidden_states` itself (self-attention). `tokens` / `source_tokens` mark the real
+        (non-padding) positions of each, for `on_tokens`."""
         is_cross_attention = key_value_states is not None
-        query = self._split_heads(self.q_proj(hidden_states))
+        if is_cross_attention:
+            (query,) = self._split_heads(on_tokens(self.q_proj, hidden_states, tokens))
+        else:
+            query, key, value = self._split_heads(on_tokens(self.qkv_proj, hidden_states, tokens), parts=3)
 
         if cache is not None:
             layer_cache = cache.cross_attention_cache if is_cross_attention else cache.self_attention_cache
@@ -123,8 +165,8 @@ class HFSeq2SeqAttention(nn.Module):
             # The encoder output does not change while decoding: its keys/values were projected at the first step.
             key, value = layer_cache.layers[self.layer_idx].keys, layer_cache.layers[self.layer_idx].values
         else:
-            source = key_value_states if is_cross_attention else hidden_states
-            key, value = self._split_heads(self.k_proj(source)), self._split_heads(self.v_proj(source))
+            if is_cross_attention:
+                key, value = self._split_heads(on_tokens(self.kv_proj, key_value_states, source_tokens), parts=2)
             if cache is not None:
                 # Self-attention: append this step's keys/values and get back all of them so far.
                 key, value = layer_cache.update(key, value, self.layer_idx)
@@ -144,7 +186,7 @@ class HFSeq2SeqAttention(nn.Module):
             dropout=self.dropout if self.training else 0.0,
             **kwargs,
         )
-        output = self.out_proj(output.reshape(*hidden_states.shape[:-1], -1))  # Concat(heads) W^O
+        output = on_tokens(self.out_proj, output.reshape(*hidden_states.shape[:-1], -1), tokens)  # Concat(heads) W^O
         return output, weights
 
 
@@ -244,13 +286,17 @@ class HFSeq2SeqEncoderLayer(HFSeq2SeqLayer):
         self.final_layer_norm = nn.LayerNorm(config.d_model)
 
     def forward(
-        self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None, **kwargs: Unpack[TransformersKwargs]
+        self,
+        hidden_states: torch.Tensor,
+        attention_mask: torch.Tensor | None,
+        tokens: torch.Tensor | None = None,
+        **kwargs: Unpack[TransformersKwargs],
     ) -> torch.Tensor:
         hidden_states = self.residual(
             hidden_states, self.self_attn_layer_norm,
-            lambda x: self.self_attn(x, attention_mask=attention_mask, **kwargs)[0],
+            lambda x: self.self_attn(x, attention_mask=attention_mask, tokens=tokens, **kwargs)[0],
         )
-        return self.residual(hidden_states, self.final_layer_norm, self.ffn)
+        return self.residual(hidden_states, self.final_layer_norm, lambda x: on_tokens(self.ffn, x, tokens))
 
 
 class HFSeq2SeqDecoderLayer(HFSeq2SeqLayer):
@@ -261,7 +307,7 @@ class HFSeq2SeqDecoderLayer(HFSeq2SeqLayer):
         heads = config.decoder_attention_heads
         self.self_attn = HFSeq2SeqAttention(config, heads, is_causal=True, layer_idx=layer_idx)
         self.self_attn_layer_norm = nn.LayerNorm(config.d_model)
-        self.encoder_attn = HFSeq2SeqAttention(config, heads, is_causal=False, layer_idx=layer_idx)
+        self.encoder_attn = HFSeq2SeqAttention(config, heads, is_cross_attention=True, layer_idx=layer_idx)
         self.encoder_attn_layer_norm = nn.LayerNorm(config.d_model)
         self.ffn = HFSeq2SeqFeedForward(config, config.decoder_ffn_dim)
         self.final_layer_norm = nn.LayerNorm(config.d_model)
@@ -273,22 +319,35 @@ class HFSeq2SeqDecoderLayer(HFSeq2SeqLayer):
         encoder_hidden_states: torch.Tensor,
         encoder_attention_mask: torch.Tensor | None = None,
         cache: Cache | None = None,
+        tokens: torch.Tensor | None = None,
+        source_tokens: torch.Tensor | None = None,
         **kwargs: Unpack[TransformersKwargs],
     ) -> torch.Tensor:
         hidden_states = self.residual(
             hidden_states, self.self_attn_layer_norm,
-            lambda x: self.self_attn(x, attention_mask=attention_mask, cache=cache, **kwargs)[0],
+            lambda x: self.self_attn(x, attention_mask=attention_mask, cache=cache, tokens=tokens, **kwargs)[0],
         )
         hidden_states = self.residual(
             hidden_states, self.encoder_attn_layer_norm,
             lambda x: self.encoder_attn(
-                x, key_value_states=encoder_hidden_states, attention_mask=encoder_attention_mask, cache=cache, **kwargs
+                x, key_value_states=encoder_hidden_states, attention_mask=encoder_attention_mask, cache=cache,
+                tokens=tokens, source_tokens=source_tokens, **kwargs,
             )[0],
         )
-        return self.residual(hidden_states, self.final_layer_norm, self.ffn)
+        return self.residual(hidden_states, self.final_layer_norm, lambda x: on_tokens(self.ffn, x, tokens))
 
 
 # --- transformers wrappers --------------------------------------------------------------------------------------
+
+
+class HFSeq2SeqBeamSearchCache(EncoderDecoderCache):
+    """The cache generate() decodes with. Beam search reorders the cache at every step, but the cross-attention
+    keys/values of all beams of a sentence are the same (one encoder output, repeated once per beam), so reordering
+    them copies identical tensors onto each other: only the self-attention cache is reordered."""
+
+    def reorder_cache(self, beam_idx: torch.LongTensor):
+        self.self_attention_cache.reorder_cache(beam_idx)
+
 
 
 class HFSeq2SeqPreTrainedModel(PreTrainedModel):
@@ -297,6 +356,8 @@ class HFSeq2SeqPreTrainedModel(PreTrainedModel):
     base_model_prefix = "model"
     supports_gradient_checkpointing = True
     _supports_sdpa = True
+    # generate(cache_implementation="static") + torch.compile gives the same tokens as the dynamic cache (tested).
+    _can_compile_fullgraph = True
     _no_split_modules = ["HFSeq2SeqEncoderLayer", "HFSeq2SeqDecoderLayer"]
 
     def _init_weights(self, module: nn.Module):
@@ -351,11 +412,12 @@ class HFSeq2SeqEncoder(HFSeq2SeqPreTrainedModel):
         positions = self.embed_positions(torch.arange(seq_length, device=inputs_embeds.device))
         hidden_states = F.dropout(inputs_embeds + positions, p=self.config.dropout, training=self.training)
 
+        tokens = real_tokens(attention_mask)
         attention_mask = create_bidirectional_mask(
             config=self.config, inputs_embeds=inputs_embeds, attention_mask=attention_mask
         )
         for layer in self.layers:
-            hidden_states = layer(hidden_states, attention_mask, **kwargs)
+            hidden_states = layer(hidden_states, attention_mask, tokens=tokens, **kwargs)
         if self.layer_norm is not None:
             hidden_states = self.layer_norm(hidden_states)
         return BaseModelOutput(last_hidden_state=hidden_states)
@@ -408,6 +470,9 @@ class HFSeq2SeqDecoder(HFSeq2SeqPreTrainedModel):
         hidden_states = inputs_embeds + self.embed_positions(position_ids)
         hidden_states = F.dropout(hidden_states, p=self.config.dropout, training=self.training)
 
+        # Without a cache, a decoder padding mask marks positions to leave out of the position-wise layers.
+        tokens = real_tokens(attention_mask) if cache is None else None
+        source_tokens = real_tokens(encoder_attention_mask) if cache is None or not cache.is_updated.get(0) else None
         if attention_mask is None and not is_torchdynamo_compiling():
             attention_mask = torch.ones(batch_size, past_length + seq_length, device=inputs_embeds.device)
         causal_mask = create_causal_mask(
@@ -429,6 +494,8 @@ class HFSeq2SeqDecoder(HFSeq2SeqPreTrainedModel):
                 encoder_hidden_states,  # positional, for gradient checkpointing
                 encoder_attention_mask=encoder_attention_mask,
                 cache=cache,
+                tokens=tokens,
+                source_tokens=source_tokens,
                 **kwargs,
             )
         if self.layer_norm is not None:
@@ -524,6 +591,26 @@ class HFSeq2SeqForConditionalGeneration(HFSeq2SeqPreTrainedModel, GenerationMixi
     def set_output_embeddings(self, new_embeddings: nn.Linear):
         self.lm_head = new_embeddings
 
+    def _prepare_cache_for_generation(self, generation_config, model_kwargs: dict, *args, **kwargs):
+        user_cache = model_kwargs.get("cache")
+        super()._prepare_cache_for_generation(generation_config, model_kwargs, *args, **kwargs)
+        cache = model_kwargs.get("cache")
+        if user_cache is None and type(cache) is EncoderDecoderCache:
+            model_kwargs["cache"] = HFSeq2SeqBeamSearchCache(cache.self_attention_cache, cache.cross_attention_cache)
+
+    def _token_loss(self, logits: torch.Tensor, labels: torch.Tensor, num_items_in_batch) -> torch.Tensor:
+        """Cross-entropy with label smoothing ε (the paper, section 5.4): the target distribution puts 1 - ε on the
+        reference token and spreads ε uniformly over the vocabulary. Summed over tokens, divided by the number of
+        target tokens of the whole (accumulated) batch, which Trainer passes: so gradient accumulation and several
+        processes average per token."""
+        token_losses = F.cross_entropy(
+            logits.float(), labels.to(logits.device), ignore_index=-100, reduction="sum",
+            label_smoothing=self.config.label_smoothing,
+        )
+        if num_items_in_batch is None:
+            num_items_in_batch = (labels != -100).sum()
+        return token_losses / num_items_in_batch
+
     def prepare_decoder_input_ids_from_labels(self, labels: torch.Tensor) -> torch.Tensor:
         # Used by DataCollatorForSeq2Seq, so that Trainer's label smoothing (which pops `labels`) still works.
         return shift_tokens_right(labels, self.config.pad_token_id, self.config.decoder_start_token_id)
@@ -545,8 +632,10 @@ class HFSeq2SeqForConditionalGeneration(HFSeq2SeqPreTrainedModel, GenerationMixi
     ) -> Seq2SeqLMOutput:
         r"""
         labels (`torch.LongTensor` of shape `(batch_size, target_length)`, *optional*):
-            Target token ids for the cross-entropy loss; -100 marks positions to ignore. When no decoder inputs
-            are given they are the labels shifted right behind `decoder_start_token_id`.
+            Target token ids for the cross-entropy loss (label-smoothed by `config.label_smoothing`); -100 marks
+            positions to ignore. When no decoder inputs are given they are the labels shifted right behind
+            `decoder_start_token_id`. In training mode the loss is computed on the labelled positions only and
+            `logits` is None; in eval mode, or without labels, `logits` covers every position.
         """
         # Trainer passes the number of target tokens of the whole (accumulated) batch: the loss is then a sum over
         # this batch divided by it, so gradient accumulation and several processes average per token.
@@ -557,6 +646,12 @@ class HFSeq2SeqForConditionalGeneration(HFSeq2SeqPreTrainedModel, GenerationMixi
                 decoder_input_ids = shift_tokens_right(
                     labels, self.config.pad_token_id, self.config.decoder_start_token_id
                 )
+            if decoder_attention_mask is None and self.training:
+                # The positions after a sentence's last label are padding that no real position attends to (the
+                # decoder is causal): masking them lets the position-wise layers skip them.
+                labelled = (labels != -100).int()
+                lengths = labels.shape[1] - labelled.flip(1).argmax(1)
+                decoder_attention_mask = torch.arange(labels.shape[1], device=labels.device) < lengths[:, None]
 
         outputs = self.model(
             input_ids,
@@ -570,16 +665,18 @@ class HFSeq2SeqForConditionalGeneration(HFSeq2SeqPreTrainedModel, GenerationMixi
             use_cache=use_cache,
             **kwargs,
         )
-        logits = self.lm_head(outputs.last_hidden_state)
-
-        loss = None
-        if labels is not None:
-            token_losses = F.cross_entropy(
-                logits.flatten(0, 1).float(), labels.flatten().to(logits.device), ignore_index=-100, reduction="sum"
-            )
-            if num_items_in_batch is None:
-                num_items_in_batch = (labels != -100).sum()
-            loss = token_losses / num_items_in_batch
+        hidden_states = outputs.last_hidden_state
+        loss = logits = None
+        if labels is not None and self.training:
+            # Training needs only the loss, and the output projection with its softmax over the vocabulary is the
+            # largest product of a small model: run it on the labelled positions only, not on the padding (often
+            # a third to a half of a batch of mixed lengths). `logits` stays None here.
+            labelled = labels != -100
+            loss = self._token_loss(self.lm_head(hidden_states[labelled]), labels[labelled], num_items_in_batch)
+        else:
+            logits = self.lm_head(hidden_states)
+            if labels is not None:
+                loss = self._token_loss(logits.flatten(0, 1), labels.flatten(), num_items_in_batch)
 
         return Seq2SeqLMOutput(
             loss=loss,
@@ -593,6 +690,29 @@ class HFSeq2SeqForConditionalGeneration(HFSeq2SeqPreTrainedModel, GenerationMixi
             encoder_attentions=outputs.encoder_attentions,
         )
 
+
+# On disk W^Q, W^K and W^V stay separate (q_proj, k_proj, v_proj: the layout of Marian and BART checkpoints and of
+# this package's first releases): from_pretrained stacks them on load and save_pretrained splits them again.
+register_checkpoint_conversion_mapping(
+    HFSeq2SeqConfig.model_type,
+    [
+        WeightConverter(
+            source_patterns=[f"self_attn.{name}_proj.{kind}" for name in "qkv"],
+            target_patterns=f"self_attn.qkv_proj.{kind}",
+            operations=[Concatenate(dim=0)],
+        )
+        for kind in ("weight", "bias")
+    ]
+    + [
+        WeightConverter(
+            source_patterns=[f"encoder_attn.{name}_proj.{kind}" for name in "kv"],
+            target_patterns=f"encoder_attn.kv_proj.{kind}",
+            operations=[Concatenate(dim=0)],
+        )
+        for kind in ("weight", "bias")
+    ],
+    overwrite=True,
+)
 
 __all__ = [
     "HFSeq2SeqPreTrainedModel",

@@ -139,7 +139,7 @@ def test_cross_attention_projections_run_once_per_generation():
     model = tiny_model()
     input_ids, attention_mask = padded_batch([6, 4])
     calls = []
-    handles = [layer.encoder_attn.k_proj.register_forward_hook(lambda *a: calls.append(1)) for layer in model.model.decoder.layers]
+    handles = [layer.encoder_attn.kv_proj.register_forward_hook(lambda *a: calls.append(1)) for layer in model.model.decoder.layers]
     model.generate(input_ids=input_ids, attention_mask=attention_mask, max_new_tokens=8, min_new_tokens=8)
     for h in handles:
         h.remove()
