@@ -5,6 +5,7 @@
     hf-seq2seq evaluate --model outputs/en-fr --test_file ../shared/data/tatoeba-en-fr/dev.tsv
     hf-seq2seq align --model outputs/en-fr "The cat sleeps." --output alignment.png
     hf-seq2seq translate --model outputs/en-fr --quantize int8 ...   # dynamic int8 linear layers, for CPU serving
+    hf-seq2seq export-ct2 --model outputs/en-fr --output outputs/en-fr-ct2 [--quantization int8]   # CTranslate2
 """
 
 import argparse
@@ -95,7 +96,19 @@ def main(argv=None):
     p.add_argument("--head", type=int, default=None, help="attention head (default: the average of all)")
     p.add_argument("--num_beams", type=int, default=4)
 
+    p = commands.add_parser("export-ct2", help="convert the model for CTranslate2 (pip install ctranslate2)")
+    p.add_argument("--model", required=True)
+    p.add_argument("--output", required=True, help="the CTranslate2 model folder to write")
+    p.add_argument("--quantization", default=None, help="int8, int8_float32, int16, float16, ... (default: float32)")
+    p.add_argument("--force", action="store_true", help="overwrite the output folder")
+
     args = parser.parse_args(argv)
+    if args.command == "export-ct2":
+        load(args.model)  # the same checks of the folder as every other command
+        from .export_ctranslate2 import export_ctranslate2
+
+        print(export_ctranslate2(args.model, args.output, args.quantization, args.force))
+        return
     model, tokenizer = load(args.model, getattr(args, "quantize", None))
     if args.command == "align":
         from .alignment import alignment, plot_alignment

@@ -149,3 +149,33 @@ def test_int8_quantization_keeps_bleu_within_one_point(trained):
     assert any(type(m).__module__.startswith("torch.ao.nn.quantized") for m in quantized.modules()), "nothing quantized"
     int8 = metric.compute(predictions=translate(quantized, tokenizer, sources), references=references)["bleu"]
     assert abs(fp32 - int8) <= 1.0, (fp32, int8)
+
+
+def test_ctranslate2_export_gives_the_same_greedy_tokens(trained, tmp_path, capsys):
+    """`hf-seq2seq export-ct2` converts the trained model for CTranslate2: run by CTranslate2, the same weights
+    give the same greedy tokens as our generate() (post- and pre-norm layouts are checked in test_model)."""
+    from hf_seq2seq.cli import main as cli
+    from hf_seq2seq.corpus import generate_corpus
+    from hf_seq2seq.export_ctranslate2 import translator
+
+    folder, _ = trained
+    cli(["export-ct2", "--model", folder, "--output", str(tmp_path / "ct2")])
+    assert (tmp_path / "ct2" / "model.bin").exists()
+    model, tokenizer = load(folder)
+    sources = [row["translation"]["en"] for row in generate_corpus()["test"]][:48]
+    encoded = tokenizer(sources, return_tensors="pt", padding=True)
+    with torch.inference_mode():
+        ours = model.generate(**encoded, num_beams=1, max_new_tokens=60)
+    special = {tokenizer.pad_token_id, tokenizer.eos_token_id, model.config.decoder_start_token_id}
+    ours = [[t for t in row.tolist() if t not in special] for row in ours]
+    tokens = [tokenizer.convert_ids_to_tokens(ids) for ids in tokenizer(sources)["input_ids"]]
+    results = translator(str(tmp_path / "ct2")).translate_batch(tokens, beam_size=1, max_decoding_length=60)
+    theirs = [tokenizer.convert_tokens_to_ids(r.hypotheses[0]) for r in results]
+    assert theirs == ours
+
+
+def test_ctranslate2_export_of_a_missing_model_is_a_clear_error(tmp_path):
+    from hf_seq2seq.cli import main as cli
+
+    with pytest.raises(SystemExit, match="does not exist"):
+        cli(["export-ct2", "--model", str(tmp_path / "nope"), "--output", str(tmp_path / "ct2")])
