@@ -1,13 +1,14 @@
 """Training throughput: our model against `MarianMTModel` of the identical configuration.
 
-    python bench/train_throughput.py                 # presets small and base
-    python bench/train_throughput.py --presets small --rounds 5
+    python bench/train_throughput.py --ablation      # presets small and base, random batches
+    python bench/train_throughput.py --batching grouped
 
 One training step = forward + backward + AdamW step on one batch, dropout on, both models on the *same* batches:
 `--batch_size` sentence pairs drawn at random from real Tatoeba token lengths (8,000-token BPE; see
-common.tatoeba_lengths), so padding is what random batching gives. Throughput counts non-pad source + target
-tokens. Model FLOPs are the multiply-adds the architecture needs for those tokens (padding excluded), 3× the
-forward for training; MFU is model FLOP/s over the fp32 matmul peak measured in the same run.
+common.tatoeba_lengths), so padding is what random batching gives (`--batching grouped`: batches of similar
+lengths, as train.py makes them). Throughput counts non-pad source + target tokens. Model FLOPs are the
+multiply-adds the architecture needs for those tokens (padding excluded), 3× the forward for training; MFU is
+model FLOP/s over the fp32 matmul peak measured in the same run.
 """
 
 import argparse
@@ -18,11 +19,17 @@ import torch
 from common import interleaved, machine, marian_model, matmul_peak_gflops, median, our_model, print_table, tatoeba_lengths, write_results
 
 
-def make_batches(lengths, batch_size: int, count: int, pad_id: int, seed: int = 0) -> list[dict]:
+def make_batches(lengths, batch_size: int, count: int, pad_id: int, seed: int = 0, grouped: bool = False) -> list[dict]:
+    """`count` batches of random pairs; `grouped`: as train.py's default `group_by_length` sampler does, draw 50
+    batches' worth of pairs, sort them by length and cut them into batches of similar lengths."""
     rng = random.Random(seed)
+    if grouped:
+        pool = sorted(rng.sample(lengths, 50 * batch_size), key=lambda pair: pair[0] + pair[1])
+        chunks = [pool[i : i + batch_size] for i in range(0, len(pool), batch_size)]
+        groups = iter(rng.sample(chunks, count))
     batches = []
     for _ in range(count):
-        pairs = rng.sample(lengths, batch_size)
+        pairs = next(groups) if grouped else rng.sample(lengths, batch_size)
         src_len, tgt_len = max(s for s, _ in pairs), max(t for _, t in pairs)
         input_ids = torch.full((batch_size, src_len), pad_id)
         attention_mask = torch.zeros(batch_size, src_len, dtype=torch.long)
@@ -88,6 +95,8 @@ def main():
     parser.add_argument("--batch_size", type=int, default=64)
     parser.add_argument("--steps_per_round", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--batching", choices=["random", "grouped"], default="random",
+                        help="random pairs (the default data order), or grouped by length as train.py does")
     parser.add_argument("--ablation", action="store_true",
                         help="also time our model with logits for every position (what skipping the padding saves)")
     args = parser.parse_args()
@@ -95,12 +104,14 @@ def main():
     lengths = tatoeba_lengths()
     peak = matmul_peak_gflops()
     print(f"fp32 matmul peak: {peak:.1f} GFLOP/s, {torch.get_num_threads()} threads")
-    result = {"machine": machine(), "matmul_peak_gflops": round(peak, 1), "batch_size": args.batch_size, "presets": {}}
+    result = {"machine": machine(), "matmul_peak_gflops": round(peak, 1), "batch_size": args.batch_size,
+              "batching": args.batching, "presets": {}}
     rows = []
     for preset in args.presets:
         ours = our_model(preset)
         marian = marian_model(ours.config)
-        batches = make_batches(lengths, args.batch_size, args.steps_per_round, ours.config.pad_token_id)
+        batches = make_batches(lengths, args.batch_size, args.steps_per_round, ours.config.pad_token_id,
+                               grouped=args.batching == "grouped")
         stats = [batch_stats(b) for b in batches]
         tokens = sum(s[0] + s[1] for s in stats)
         flops = sum(training_flops(ours.config, *s) for s in stats)
@@ -121,7 +132,7 @@ def main():
         rows.append([preset, "**ours / marian**", f"**{entry['speedup']:.2f}×**", "", ""])
         result["presets"][preset] = entry
     print_table(["preset", "model", "src+tgt tokens/s", "model GFLOP/s", "MFU"], rows)
-    write_results("train_throughput", result)
+    write_results("train_throughput" + ("_grouped" if args.batching == "grouped" else ""), result)
 
 
 if __name__ == "__main__":

@@ -47,24 +47,26 @@ def shift_tokens_right(labels: torch.Tensor, pad_token_id: int, decoder_start_to
 
 
 def real_tokens(attention_mask: torch.Tensor | None) -> torch.Tensor | None:
-    """[batch, len] bool of the positions that are not padding, or None when there is none (or when compiling, where
-    shapes must not depend on data)."""
+    """Flat indices (into batch × length) of the positions that are not padding, or None when there is none (or
+    when compiling, where shapes must not depend on data)."""
     if attention_mask is None or attention_mask.dim() != 2 or is_torchdynamo_compiling():
         return None
-    tokens = attention_mask.bool()
-    return None if tokens.all() else tokens
+    tokens = attention_mask.flatten().nonzero().squeeze(1)
+    return None if len(tokens) == attention_mask.numel() else tokens
 
 
 def on_tokens(positionwise: Callable, hidden_states: torch.Tensor, tokens: torch.Tensor | None) -> torch.Tensor:
-    """`positionwise(hidden_states)` computed for the real tokens only; padding positions get zeros.
+    """`positionwise(hidden_states)` computed for the real tokens only (`tokens` from `real_tokens`); padding
+    positions get zeros.
 
     A batch of sentences of mixed lengths is often a third to a half padding. Padding is never attended to, so what a
     position-wise layer (the projections, the feed-forward) computes there never reaches a real position: gather the
     real tokens, transform them, scatter them back."""
     if tokens is None:
         return positionwise(hidden_states)
-    output = positionwise(hidden_states[tokens])
-    return output.new_zeros(*tokens.shape, output.shape[-1]).index_put((tokens,), output)
+    output = positionwise(hidden_states.flatten(0, -2).index_select(0, tokens))
+    scattered = output.new_zeros(hidden_states.shape[:-1].numel(), output.shape[-1]).index_copy(0, tokens, output)
+    return scattered.view(*hidden_states.shape[:-1], -1)
 
 
 # --- 3.2.1 Scaled dot-product attention -------------------------------------------------------------------------
@@ -592,6 +594,8 @@ class HFSeq2SeqForConditionalGeneration(HFSeq2SeqPreTrainedModel, GenerationMixi
         self.lm_head = new_embeddings
 
     def _prepare_cache_for_generation(self, generation_config, model_kwargs: dict, *args, **kwargs):
+        """generate() builds its cache here: the same one, as an HFSeq2SeqBeamSearchCache. A cache the caller
+        passed is used as it is."""
         user_cache = model_kwargs.get("cache")
         super()._prepare_cache_for_generation(generation_config, model_kwargs, *args, **kwargs)
         cache = model_kwargs.get("cache")
