@@ -16,16 +16,20 @@ import sys
 import torch
 
 
-def load(model_dir: str, quantize: str | None = None):
-    from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
-
-    import hf_seq2seq  # noqa: F401  (registers the model classes)
-
+def check_model_folder(model_dir: str) -> None:
     if not os.path.isdir(model_dir):
         raise SystemExit(f"error: model folder {model_dir!r} does not exist (train one with `python train.py`).")
     missing = [name for name in ("config.json", "model.safetensors", "tokenizer.json") if not os.path.isfile(os.path.join(model_dir, name))]
     if missing:
         raise SystemExit(f"error: {model_dir!r} is not a complete model folder: {', '.join(missing)} missing.")
+
+
+def load(model_dir: str, quantize: str | None = None):
+    from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+
+    import hf_seq2seq  # noqa: F401  (registers the model classes)
+
+    check_model_folder(model_dir)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForSeq2SeqLM.from_pretrained(model_dir).eval()
     if quantize == "int8":
@@ -104,7 +108,7 @@ def main(argv=None):
 
     args = parser.parse_args(argv)
     if args.command == "export-ct2":
-        load(args.model)  # the same checks of the folder as every other command
+        check_model_folder(args.model)  # the converter loads the model itself
         from .export_ctranslate2 import export_ctranslate2
 
         print(export_ctranslate2(args.model, args.output, args.quantization, args.force))

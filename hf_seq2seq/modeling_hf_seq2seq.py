@@ -351,7 +351,6 @@ class HFSeq2SeqBeamSearchCache(EncoderDecoderCache):
         self.self_attention_cache.reorder_cache(beam_idx)
 
 
-
 class HFSeq2SeqPreTrainedModel(PreTrainedModel):
     config_class = HFSeq2SeqConfig
     config: HFSeq2SeqConfig
@@ -616,7 +615,8 @@ class HFSeq2SeqForConditionalGeneration(HFSeq2SeqPreTrainedModel, GenerationMixi
         return token_losses / num_items_in_batch
 
     def prepare_decoder_input_ids_from_labels(self, labels: torch.Tensor) -> torch.Tensor:
-        # Used by DataCollatorForSeq2Seq, so that Trainer's label smoothing (which pops `labels`) still works.
+        # Used by DataCollatorForSeq2Seq: decoder inputs built in the collator, for trainers that pop `labels`
+        # before the forward (Trainer's own label smoother does).
         return shift_tokens_right(labels, self.config.pad_token_id, self.config.decoder_start_token_id)
 
     @can_return_tuple
