@@ -54,7 +54,7 @@ class HFSeq2SeqLoader(BartLoader):
         return spec
 
     def set_stack(self, spec, stack):
-        spec.scale_embeddings = stack.embed_scale if stack.embed_scale != 1.0 else False
+        spec.scale_embeddings = stack.embed_tokens.embed_scale if stack.embed_tokens.embed_scale != 1.0 else False
         spec.position_encodings.encodings = stack.embed_positions.weight
         embeddings = spec.embeddings[0] if isinstance(spec.embeddings, list) else spec.embeddings
         self.set_embeddings(embeddings, stack.embed_tokens)

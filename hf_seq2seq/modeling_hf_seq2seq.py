@@ -30,6 +30,7 @@ from transformers.modeling_outputs import (
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS, PreTrainedModel
 from transformers.processing_utils import Unpack
 from transformers.utils import TransformersKwargs, can_return_tuple, is_torchdynamo_compiling
+from transformers.utils.deprecation import deprecate_kwarg
 from transformers.utils.generic import merge_with_config_defaults
 from transformers.utils.output_capturing import OutputRecorder, capture_outputs
 
@@ -214,12 +215,33 @@ class HFSeq2SeqFeedForward(nn.Module):
 # --- 3.4 Embeddings and 3.5 position encodings ------------------------------------------------------------------
 
 
+class HFSeq2SeqScaledWordEmbedding(nn.Embedding):
+    """Token embeddings, multiplied by √d_model (section 3.4) when `config.scale_embedding`.
+
+    The scale lives inside the module, as in BART: `model(inputs_embeds=model.get_input_embeddings()(ids))` then
+    equals `model(input_ids=ids)`, which is what `inputs_embeds` means to every transformers user."""
+
+    def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx: int | None, embed_scale: float = 1.0):
+        super().__init__(num_embeddings, embedding_dim, padding_idx)
+        self.embed_scale = embed_scale
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        return super().forward(input_ids) * self.embed_scale
+
+
+def make_token_embeddings(config: HFSeq2SeqConfig) -> HFSeq2SeqScaledWordEmbedding:
+    embed_scale = math.sqrt(config.d_model) if config.scale_embedding else 1.0
+    return HFSeq2SeqScaledWordEmbedding(config.vocab_size, config.d_model, config.pad_token_id, embed_scale)
+
+
 class HFSeq2SeqSinusoidalPositionalEncoding(nn.Module):
     """PE(pos, 2i) = sin(pos / 10000^(2i/d_model)), PE(pos, 2i+1) = cos(pos / 10000^(2i/d_model)).
 
     The table stores the sines in the first half of the dimensions and the cosines in the second (as tensor2tensor,
     fairseq and Marian do): a fixed permutation of the paper's interleaving, so the same function, and a layout
     that other Transformer runtimes read. It is not a parameter and not saved; `_init_weights` rebuilds it.
+    It is built in the default dtype, which `from_pretrained(..., dtype=torch.bfloat16)` sets while it builds the
+    model: the table has the model's dtype and does not promote half-precision hidden states to float32.
     """
 
     def __init__(self, num_positions: int, embedding_dim: int):
@@ -231,7 +253,7 @@ class HFSeq2SeqSinusoidalPositionalEncoding(nn.Module):
         position = torch.arange(num_positions, dtype=torch.float64).unsqueeze(1)
         inv_freq = torch.pow(10000.0, -torch.arange(0, embedding_dim, 2, dtype=torch.float64) / embedding_dim)
         angles = position * inv_freq  # [positions, d_model / 2]
-        return torch.cat([torch.sin(angles), torch.cos(angles)], dim=-1).float()
+        return torch.cat([torch.sin(angles), torch.cos(angles)], dim=-1).to(torch.get_default_dtype())
 
     def forward(self, position_ids: torch.Tensor) -> torch.Tensor:
         return self.weight[position_ids]
@@ -386,8 +408,7 @@ class HFSeq2SeqEncoder(HFSeq2SeqPreTrainedModel):
 
     def __init__(self, config: HFSeq2SeqConfig):
         super().__init__(config)
-        self.embed_scale = math.sqrt(config.d_model) if config.scale_embedding else 1.0
-        self.embed_tokens = nn.Embedding(config.vocab_size, config.d_model, config.pad_token_id)
+        self.embed_tokens = make_token_embeddings(config)
         self.embed_positions = make_position_embeddings(config)
         self.layers = nn.ModuleList([HFSeq2SeqEncoderLayer(config) for _ in range(config.encoder_layers)])
         # Pre-norm leaves the residual stream un-normalised: one more layer norm ends the stack.
@@ -407,7 +428,7 @@ class HFSeq2SeqEncoder(HFSeq2SeqPreTrainedModel):
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("Give exactly one of `input_ids` or `inputs_embeds`.")
         if inputs_embeds is None:
-            inputs_embeds = self.embed_tokens(input_ids) * self.embed_scale
+            inputs_embeds = self.embed_tokens(input_ids)
         seq_length = inputs_embeds.shape[1]
         check_length(self.config, seq_length, "source sequence")
         positions = self.embed_positions(torch.arange(seq_length, device=inputs_embeds.device))
@@ -435,8 +456,7 @@ class HFSeq2SeqDecoder(HFSeq2SeqPreTrainedModel):
 
     def __init__(self, config: HFSeq2SeqConfig):
         super().__init__(config)
-        self.embed_scale = math.sqrt(config.d_model) if config.scale_embedding else 1.0
-        self.embed_tokens = nn.Embedding(config.vocab_size, config.d_model, config.pad_token_id)
+        self.embed_tokens = make_token_embeddings(config)
         self.embed_positions = make_position_embeddings(config)
         self.layers = nn.ModuleList([HFSeq2SeqDecoderLayer(config, i) for i in range(config.decoder_layers)])
         self.layer_norm = nn.LayerNorm(config.d_model) if config.normalize_before else None
@@ -445,6 +465,7 @@ class HFSeq2SeqDecoder(HFSeq2SeqPreTrainedModel):
 
     @merge_with_config_defaults
     @capture_outputs
+    @deprecate_kwarg("past_key_values", "5.40.0", new_name="cache")
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
@@ -459,7 +480,7 @@ class HFSeq2SeqDecoder(HFSeq2SeqPreTrainedModel):
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("Give exactly one of `decoder_input_ids` or `decoder_inputs_embeds`.")
         if inputs_embeds is None:
-            inputs_embeds = self.embed_tokens(input_ids) * self.embed_scale
+            inputs_embeds = self.embed_tokens(input_ids)
         if use_cache and cache is None:
             cache = EncoderDecoderCache(DynamicCache(config=self.config), DynamicCache(config=self.config))
 
@@ -510,28 +531,36 @@ class HFSeq2SeqModel(HFSeq2SeqPreTrainedModel):
     def __init__(self, config: HFSeq2SeqConfig):
         super().__init__(config)
         if config.share_encoder_decoder_embeddings:
-            # One matrix for source and target tokens (the paper, section 3.4); every alias is declared.
-            self.shared = nn.Embedding(config.vocab_size, config.d_model, config.pad_token_id)
+            # One matrix for source and target tokens (the paper, section 3.4). The encoder's and decoder's tables
+            # are tied to it parameter by parameter, as in BART (declared here, tied by transformers), so that a
+            # checkpoint without `shared.weight` is reported as missing it.
+            self.shared = make_token_embeddings(config)
             self._tied_weights_keys = {
                 "encoder.embed_tokens.weight": "shared.weight",
                 "decoder.embed_tokens.weight": "shared.weight",
             }
         self.encoder = HFSeq2SeqEncoder(config)
         self.decoder = HFSeq2SeqDecoder(config)
-        if config.share_encoder_decoder_embeddings:
-            self.encoder.embed_tokens = self.decoder.embed_tokens = self.shared
         self.post_init()
 
-    def get_input_embeddings(self) -> nn.Embedding:
-        return self.encoder.embed_tokens
+    def get_expanded_tied_weights_keys(self, all_submodels: bool = False) -> dict:
+        # transformers ties weights only when `config.tie_word_embeddings` (the output projection); one table for
+        # source and target tokens is `share_encoder_decoder_embeddings`, a switch of its own.
+        if all_submodels:
+            return super().get_expanded_tied_weights_keys(all_submodels=True)
+        return dict(self._tied_weights_keys or {})
 
-    def set_input_embeddings(self, value: nn.Embedding):
+    def get_input_embeddings(self) -> HFSeq2SeqScaledWordEmbedding:
+        return self.shared if self.config.share_encoder_decoder_embeddings else self.encoder.embed_tokens
+
+    def set_input_embeddings(self, value: HFSeq2SeqScaledWordEmbedding):
         if self.config.share_encoder_decoder_embeddings:
             self.shared = self.encoder.embed_tokens = self.decoder.embed_tokens = value
         else:
             self.encoder.embed_tokens = value
 
     @can_return_tuple
+    @deprecate_kwarg("past_key_values", "5.40.0", new_name="cache")
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
@@ -620,6 +649,7 @@ class HFSeq2SeqForConditionalGeneration(HFSeq2SeqPreTrainedModel, GenerationMixi
         return shift_tokens_right(labels, self.config.pad_token_id, self.config.decoder_start_token_id)
 
     @can_return_tuple
+    @deprecate_kwarg("past_key_values", "5.40.0", new_name="cache")
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,

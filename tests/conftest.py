@@ -60,3 +60,14 @@ def trained(tmp_path_factory):
     output = str(tmp_path_factory.mktemp("run") / "en-fr")
     results = train.main(SHORT_TRAINING + ["--output_dir", output])
     return output, results
+
+
+def pytest_collection_modifyitems(config, items):
+    """This project's tests marked `slow` run only with RUN_SLOW=1, transformers' convention (transformers' own slow
+    tests, run by test_transformers_conformance.py, skip themselves the same way)."""
+    if os.environ.get("RUN_SLOW", "").lower() in ("1", "true", "yes"):
+        return
+    skip = pytest.mark.skip(reason="slow: set RUN_SLOW=1 to run")
+    for item in items:
+        if "slow" in item.keywords and not getattr(item.obj, "__module__", "").startswith("tests."):
+            item.add_marker(skip)

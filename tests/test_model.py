@@ -446,3 +446,74 @@ def test_ctranslate2_export_runs_the_same_function(normalize_before, tmp_path):
                                   beam_size=4, max_decoding_length=12)
     assert [tokenizer.convert_tokens_to_ids(r.hypotheses[0]) for r in results] == ours
     assert len({tuple(row) for row in ours}) > 1, "degenerate outputs would prove nothing"
+
+
+# --- what a transformers user passes: half precision, the old cache name, embeddings, incomplete checkpoints ---------
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_precision_from_pretrained_runs_forward_and_generate(tmp_path, dtype):
+    """`from_pretrained(..., dtype=...)` builds the model in half precision: the sinusoidal table must follow, or it
+    promotes the hidden states to float32 and LayerNorm fails with "mixed dtype"."""
+    tiny_model(seed=5).save_pretrained(tmp_path)
+    model = AutoModelForSeq2SeqLM.from_pretrained(tmp_path, dtype=dtype).eval()
+    assert {p.dtype for p in model.parameters()} == {dtype}
+    assert model.model.encoder.embed_positions.weight.dtype == dtype
+    input_ids, attention_mask = padded_batch([7, 4], seed=3)
+    with torch.no_grad():
+        out = model(input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=input_ids[:, :3])
+    assert out.logits.dtype == dtype and torch.isfinite(out.logits).all()
+    for num_beams in (1, 4):
+        ids = model.generate(input_ids=input_ids, attention_mask=attention_mask, num_beams=num_beams, max_new_tokens=6)
+        assert ids.shape[0] == 2
+
+
+def test_past_key_values_is_the_cache_with_a_deprecation_warning():
+    """Older code and tutorials pass `past_key_values=`: it must be used as the cache (with a warning naming `cache`),
+    not vanish into **kwargs while the inputs are cut to the last token."""
+    model = tiny_model()
+    input_ids, attention_mask = padded_batch([6, 4])
+    decoder_input_ids = torch.tensor([[BOS, 5, 6, 7], [BOS, 8, 9, 10]])
+    with torch.no_grad():
+        full = model(input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=decoder_input_ids).logits
+        prefix = model(input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=decoder_input_ids[:, :3],
+                       use_cache=True)
+        with pytest.warns(FutureWarning, match="`past_key_values` is deprecated.*Use `cache` instead"):
+            step = model(attention_mask=attention_mask, encoder_outputs=(prefix.encoder_last_hidden_state,),
+                         decoder_input_ids=decoder_input_ids[:, 3:], past_key_values=prefix.cache, use_cache=True)
+    torch.testing.assert_close(step.logits[:, 0], full[:, 3], atol=1e-5, rtol=0)
+    assert step.cache.get_seq_length() == 4
+
+
+@pytest.mark.parametrize("scale_embedding", [True, False])
+def test_inputs_embeds_mean_what_the_input_embeddings_return(scale_embedding):
+    """`model(inputs_embeds=model.get_input_embeddings()(ids))` equals `model(input_ids=ids)`, for the encoder and
+    the decoder: the √d_model scale belongs to the embedding module."""
+    model = tiny_model(scale_embedding=scale_embedding)
+    input_ids, attention_mask = padded_batch([6, 4])
+    decoder_input_ids = torch.tensor([[BOS, 5, 6], [BOS, 8, 9]])
+    embed = model.get_input_embeddings()
+    with torch.no_grad():
+        by_ids = model(input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=decoder_input_ids).logits
+        by_embeds = model(inputs_embeds=embed(input_ids), attention_mask=attention_mask,
+                          decoder_inputs_embeds=embed(decoder_input_ids)).logits
+    torch.testing.assert_close(by_embeds, by_ids)
+    if scale_embedding:
+        torch.testing.assert_close(embed(input_ids), embed.weight[input_ids] * 64**0.5)
+
+
+def test_a_checkpoint_without_its_embeddings_reports_them_missing(tmp_path):
+    """A checkpoint that lacks the shared token embedding must not load silently with random embeddings."""
+    from safetensors.torch import load_file, save_file
+
+    tiny_model().save_pretrained(tmp_path)
+    weights = load_file(tmp_path / "model.safetensors")
+    del weights["model.shared.weight"]
+    save_file(weights, tmp_path / "model.safetensors", metadata={"format": "pt"})
+    model, info = HFSeq2SeqForConditionalGeneration.from_pretrained(tmp_path, output_loading_info=True)
+    assert "model.shared.weight" in info["missing_keys"]
+    assert _tied(model)  # still one matrix, freshly initialised, for the encoder, decoder and output projection
+    # The complete checkpoint reports nothing missing.
+    tiny_model().save_pretrained(tmp_path / "complete")
+    _, info = HFSeq2SeqForConditionalGeneration.from_pretrained(tmp_path / "complete", output_loading_info=True)
+    assert info["missing_keys"] == set() and info["unexpected_keys"] == set()
