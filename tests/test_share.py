@@ -151,6 +151,25 @@ def test_int8_quantization_keeps_bleu_within_one_point(trained):
     assert abs(fp32 - int8) <= 1.0, (fp32, int8)
 
 
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=["bf16", "fp16"])
+def test_trained_model_loaded_in_half_precision_translates_as_in_float32(trained, dtype):
+    """The trained model loaded with `from_pretrained(..., dtype=...)` runs greedy and beam-4 search on CPU, and most
+    sentences of the demo test split get exactly the float32 tokens (half precision rounds: a few near-ties flip).
+    bench/half_precision.py reports the counts for the full demo model."""
+    from hf_seq2seq.corpus import generate_corpus
+
+    folder, _ = trained
+    sources = [row["translation"]["en"] for row in generate_corpus(train_size=10000)["test"][:96]]
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    models = {d: AutoModelForSeq2SeqLM.from_pretrained(folder, dtype=d).eval() for d in (torch.float32, dtype)}
+    assert {p.dtype for p in models[dtype].parameters()} == {dtype}
+    batch = tokenizer(sources, return_tensors="pt", padding=True)
+    for num_beams in (1, 4):
+        ids = {d: model.generate(**batch, num_beams=num_beams, max_new_tokens=48).tolist() for d, model in models.items()}
+        same = sum(a == b for a, b in zip(ids[torch.float32], ids[dtype]))
+        assert same >= 0.8 * len(sources), f"{dtype}, {num_beams} beams: {same}/{len(sources)} as in float32"
+
+
 def test_ctranslate2_export_gives_the_same_greedy_tokens(trained, tmp_path, capsys):
     """`hf-seq2seq export-ct2` converts the trained model for CTranslate2: run by CTranslate2, the same weights
     give the same greedy tokens as our generate() (post- and pre-norm layouts are checked in test_model)."""
