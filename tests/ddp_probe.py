@@ -5,13 +5,13 @@ import json
 import os
 import sys
 
-from transformers import Seq2SeqTrainer
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 import train  # noqa: E402
+from hf_seq2seq.batching import TokenBudgetSeq2SeqTrainer  # noqa: E402
 
 
-class RecordingTrainer(Seq2SeqTrainer):
+class RecordingTrainer(TokenBudgetSeq2SeqTrainer):
     def training_step(self, model, inputs, *args, **kwargs):
         record = {"rank": self.args.process_index, "world_size": self.args.world_size,
                   "batch": inputs["input_ids"].tolist()}
