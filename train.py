@@ -1,14 +1,20 @@
 #!/usr/bin/env python
-"""Train an hf_seq2seq translator: parallel text -> vocabulary -> Transformer -> evaluated, saved model.
+"""Train an hf_seq2seq model: data -> vocabulary -> Transformer -> evaluated, saved, shareable model.
 
-    python train.py                                   # the demo: configs/demo.json, on the built-in corpus
+    python train.py                                   # the demo: configs/demo.json, a translator on the built-in corpus
     python train.py --train_file ../shared/data/tatoeba-en-fr/train.tsv \
         --validation_file ../shared/data/tatoeba-en-fr/dev.tsv --preset small --max_train_minutes 60
+    python train.py --task summarization --train_file ../shared/data/dialogsum/train.jsonl \
+        --validation_file ../shared/data/dialogsum/dev.jsonl
+    python train.py --task question-answering --train_file ../shared/data/squad-v1.1/train.json ...
+    python train.py --task text-classification --train_file ../shared/data/sst2/train.tsv ...
     accelerate launch --multi_gpu --num_processes 2 train.py ...   # data-parallel on 2 GPUs (or 2 CPU processes)
     python train.py args.json                         # the same arguments from a JSON or YAML file
 
-Arguments are those of transformers' `run_translation.py` where they apply, plus `--preset`, `--vocab_size`,
-`--config_overrides` and `--max_train_minutes`; `python train.py --help` lists them all.
+Arguments are those of transformers' example scripts where they apply (`run_translation.py`, `run_summarization.py`,
+`run_seq2seq_qa.py`, `run_classification.py`), plus `--task`, `--preset`, `--vocab_size`, `--config_overrides`,
+`--init_embeddings` and `--max_train_minutes`; `python train.py --help` lists them all. What differs between the
+tasks lives in `hf_seq2seq/tasks.py`.
 """
 
 import json
@@ -18,30 +24,20 @@ import sys
 from pathlib import Path
 
 import transformers
-from transformers import (
-    IntervalStrategy,
-    AutoModelForSeq2SeqLM,
-    AutoTokenizer,
-    DataCollatorForSeq2Seq,
-    GenerationConfig,
-    HfArgumentParser,
-    Seq2SeqTrainer,
-    set_seed,
-)
+from transformers import AutoTokenizer, GenerationConfig, HfArgumentParser, IntervalStrategy, set_seed
 
-from hf_seq2seq import HFSeq2SeqConfig, HFSeq2SeqForConditionalGeneration
+from hf_seq2seq import HFSeq2SeqConfig
 from hf_seq2seq.alignment import plot_training_curve
-from hf_seq2seq.data import BUILTIN, DataArguments, load_raw_datasets, tokenize_splits
-from hf_seq2seq.hub import save_bundle
-from hf_seq2seq.metrics import load_bleu_chrf
+from hf_seq2seq.batching import TokenBudgetSeq2SeqTrainer
+from hf_seq2seq.data import BUILTIN, DataArguments
+from hf_seq2seq.hub import model_card, save_bundle
+from hf_seq2seq.tasks import Task, get_task
 from hf_seq2seq.tokenization import train_tokenizer
 from hf_seq2seq.training import (
     ModelArguments,
     TimeBudgetCallback,
     TrainingArguments,
-    make_compute_metrics,
     parse_config_overrides,
-    render_model_card,
     resolve_resume,
 )
 
@@ -64,9 +60,9 @@ def parse_args(argv=None):
     return parser.parse_args_into_dataclasses(argv)
 
 
-def load_or_train_tokenizer(model_args, data_args, training_args, splits):
+def load_or_train_tokenizer(model_args, training_args, texts):
     """The tokenizer of the model being continued, a named one, the one of an interrupted run in output_dir, or a
-    new joint BPE vocabulary trained on the training split (by the main process; the others load it)."""
+    new byte-level BPE vocabulary trained on `texts` (by the main process; the others load it)."""
     name = model_args.model_name_or_path or model_args.tokenizer_name
     if name:
         return AutoTokenizer.from_pretrained(name)
@@ -74,19 +70,19 @@ def load_or_train_tokenizer(model_args, data_args, training_args, splits):
     with training_args.main_process_first(desc="training the tokenizer"):
         if os.path.isfile(os.path.join(saved, "tokenizer.json")):
             return AutoTokenizer.from_pretrained(saved)
-        source, target = data_args.source_lang, data_args.target_lang
-        texts = (text for pair in splits["train"]["translation"] for text in (pair[source], pair[target]))
         tokenizer = train_tokenizer(texts, vocab_size=model_args.vocab_size)
         if training_args.should_save:
             tokenizer.save_pretrained(saved)
-        logger.info("Trained a joint BPE vocabulary of %d tokens.", len(tokenizer))
+        logger.info("Trained a byte-level BPE vocabulary of %d tokens.", len(tokenizer))
         return tokenizer
 
 
-def build_model(model_args, tokenizer):
+def build_model(task: Task, model_args, tokenizer, task_config: dict):
+    """The model being continued (a translator can start a summariser or a classifier: the encoder–decoder weights
+    load, a new head starts from scratch), or a new one of the preset's size."""
     if model_args.model_name_or_path:
-        return AutoModelForSeq2SeqLM.from_pretrained(
-            model_args.model_name_or_path, attn_implementation=model_args.attn_implementation
+        return task.auto_class.from_pretrained(
+            model_args.model_name_or_path, attn_implementation=model_args.attn_implementation, **task_config
         )
     config = HFSeq2SeqConfig.from_preset(
         model_args.preset,
@@ -96,41 +92,56 @@ def build_model(model_args, tokenizer):
         eos_token_id=tokenizer.eos_token_id,
         decoder_start_token_id=tokenizer.bos_token_id,
         attn_implementation=model_args.attn_implementation,
+        **task_config,
         **parse_config_overrides(model_args.config_overrides),
     )
-    return HFSeq2SeqForConditionalGeneration(config)
+    return task.auto_class.from_config(config)
 
 
-def main(argv=None, trainer_class=Seq2SeqTrainer):
+def main(argv=None, trainer_class=TokenBudgetSeq2SeqTrainer):
     model_args, data_args, training_args = parse_args(argv)
+    command = " ".join(["python", "train.py", *(sys.argv[1:] if argv is None else argv)])
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S", level=logging.INFO)
     transformers.utils.logging.set_verbosity_warning()
     for noisy in ("datasets", "evaluate"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    task = get_task(data_args.task)
+    task.apply_defaults(data_args)
     resume = resolve_resume(training_args.resume_from_checkpoint, training_args.output_dir)
     set_seed(training_args.seed)
 
-    splits = load_raw_datasets(data_args)
-    logger.info("Data: %s", ", ".join(f"{name} {len(split)} pairs" for name, split in splits.items()))
+    splits = task.load(data_args)
+    logger.info("Data: %s", ", ".join(f"{name} {len(split)} examples" for name, split in splits.items()))
     if "train" not in splits:
         raise SystemExit("No training data: give --train_file or --dataset_name (or nothing, for the built-in corpus).")
-    tokenizer = load_or_train_tokenizer(model_args, data_args, training_args, splits)
-    model = build_model(model_args, tokenizer)
-    model.generation_config = GenerationConfig(
-        num_beams=training_args.generation_num_beams or 4,
-        max_length=training_args.generation_max_length or data_args.max_target_length,
-        decoder_start_token_id=model.config.decoder_start_token_id,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    logger.info("Model: %s preset, %.1fM parameters.", model_args.preset, model.num_parameters() / 1e6)
-    # The model computes the label-smoothed loss itself, on the labelled positions only. Trainer's own smoother
-    # would take the labels away from the model and need logits for every position, padding included.
-    model.config.label_smoothing, training_args.label_smoothing_factor = training_args.label_smoothing_factor, 0.0
+    tokenizer = load_or_train_tokenizer(model_args, training_args, task.corpus(splits["train"]))
+    model = build_model(task, model_args, tokenizer, task.config_kwargs(splits, data_args))
+    if model_args.init_embeddings:
+        from hf_seq2seq.word_vectors import init_token_embeddings, load_word_vectors
+
+        logger.info("Embeddings: %s", init_token_embeddings(model, tokenizer, load_word_vectors(model_args.init_embeddings)))
+    generation = task.generation_config(model, tokenizer, training_args, data_args)
+    if generation is not None:
+        model.generation_config = GenerationConfig(
+            **generation,
+            decoder_start_token_id=model.config.decoder_start_token_id,
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+        )
+        # What the pipeline must do to an input as training did (transformers' place for per-task settings).
+        model.config.task_specific_params = {
+            task.name: {"prefix": data_args.source_prefix or "", "max_source_length": data_args.max_source_length}
+        }
+        # The model computes the label-smoothed loss itself, on the labelled positions only. Trainer's own smoother
+        # would take the labels away from the model and need logits for every position, padding included.
+        model.config.label_smoothing, training_args.label_smoothing_factor = training_args.label_smoothing_factor, 0.0
+    task.configure_training(training_args)
+    logger.info("Model: %s, %.1fM parameters.", model_args.model_name_or_path or f"{model_args.preset} preset",
+                model.num_parameters() / 1e6)
 
     with training_args.main_process_first(desc="tokenizing"):
-        tokenized = tokenize_splits(splits, tokenizer, data_args)
+        tokenized = task.tokenize(splits, tokenizer, data_args)
     eval_dataset = tokenized.get("validation")
     if eval_dataset is None:
         training_args.eval_strategy = IntervalStrategy.NO
@@ -144,14 +155,14 @@ def main(argv=None, trainer_class=Seq2SeqTrainer):
         train_dataset=tokenized["train"],
         eval_dataset=eval_dataset,
         processing_class=tokenizer,
-        data_collator=DataCollatorForSeq2Seq(tokenizer, model=model, label_pad_token_id=-100),
-        compute_metrics=make_compute_metrics(tokenizer, load_bleu_chrf()),
+        data_collator=task.collator(tokenizer, model),
+        compute_metrics=task.compute_metrics(tokenizer, splits, tokenized),
         callbacks=[budget],
     )
     train_result = trainer.train(resume_from_checkpoint=resume)
     if trainer.is_world_process_zero():
         # Weights, config (auto_map, custom_pipelines), code files, tokenizer, generation config: the Hub bundle.
-        save_bundle(trainer.model, tokenizer, training_args.output_dir)
+        save_bundle(trainer.model, tokenizer, training_args.output_dir, task.name)
     metrics = dict(train_result.metrics, train_samples=len(tokenized["train"]), global_step=train_result.global_step)
     trainer.log_metrics("train", metrics)
     trainer.save_metrics("train", metrics)
@@ -170,9 +181,12 @@ def main(argv=None, trainer_class=Seq2SeqTrainer):
     if trainer.is_world_process_zero():
         with open(os.path.join(training_args.output_dir, "curve.json"), "w") as f:
             json.dump(budget.curve, f, indent=1)
-        plot_training_curve(training_args.output_dir)
-        samples = show_samples(trainer.model, tokenizer, splits, data_args)
-        write_model_card(training_args, model_args, data_args, model, results, metrics, samples)
+        plot_training_curve(training_args.output_dir, metric=task.main_metric)
+        samples = task.samples(trainer.model, tokenizer, splits[split or "train"])
+        print(f"\nExamples ({split or 'train'}):")
+        for row in samples:
+            print("  " + "\n    -> ".join(str(cell)[:300] for cell in row))
+        write_model_card(training_args, model_args, data_args, task, trainer.model, results, metrics, samples, command)
         if push_to_hub:
             push_folder(training_args.output_dir, training_args.hub_model_id, private=training_args.hub_private_repo)
     return results
@@ -185,67 +199,80 @@ def push_folder(folder: str, repo_id: str | None, private: bool | None = None) -
     api = HfApi()
     repo_id = api.create_repo(repo_id or os.path.basename(os.path.abspath(folder)), private=private, exist_ok=True).repo_id
     api.upload_folder(
-        repo_id=repo_id, folder_path=folder, commit_message="Upload hf_seq2seq translator",
-        ignore_patterns=["checkpoint-*", "checkpoint-*/**", "tokenizer/**", "training_args.bin", "runs/**"],
+        repo_id=repo_id, folder_path=folder, commit_message="Upload hf_seq2seq model",
+        ignore_patterns=["checkpoint-*", "checkpoint-*/**", "tokenizer/**", "training_args.bin", "runs/**",
+                         "ctranslate2/**"],
     )
     logger.info("Pushed %s to https://huggingface.co/%s", folder, repo_id)
     return repo_id
 
 
-def show_samples(model, tokenizer, splits, data_args, n=5):
-    split = splits.get("test") or splits.get("validation") or splits["train"]
-    pairs = split.select(range(min(n, len(split))))["translation"]
-    sources = [pair[data_args.source_lang] for pair in pairs]
-    batch = tokenizer(sources, return_tensors="pt", padding=True).to(model.device)
-    outputs = model.eval().generate(**batch)
-    translations = tokenizer.batch_decode(outputs, skip_special_tokens=True)
-    print("\nSample translations:")
-    samples = []
-    for pair, translation in zip(pairs, translations):
-        print(f"  {pair[data_args.source_lang]}\n    -> {translation}\n    (reference: {pair[data_args.target_lang]})")
-        samples.append((pair[data_args.source_lang], translation, pair[data_args.target_lang]))
-    return samples
+def dataset_label(data_args) -> str:
+    """What the model card calls the data: the name given, the Hub id, or the folder of the training file."""
+    if data_args.dataset_label or data_args.dataset_name not in (None, BUILTIN):
+        return data_args.dataset_label or data_args.dataset_name
+    if data_args.train_file:
+        return os.path.basename(os.path.dirname(os.path.abspath(data_args.train_file))) or data_args.train_file
+    return "hf_seq2seq-builtin-en-fr"
 
 
-def write_model_card(training_args, model_args, data_args, model, results, train_metrics, samples):
-    config = model.config
-    evaluated = results.get("test") or results.get("validation") or {}
-    prefix = "test" if "test" in results else "validation"
-    data_name = data_args.dataset_name or ", ".join(
-        os.path.basename(p) for p in (data_args.train_file, data_args.validation_file, data_args.test_file) if p
-    ) or BUILTIN
-    values = {
-        "model_name": os.path.basename(os.path.abspath(training_args.output_dir)),
-        "source_lang": data_args.source_lang,
-        "target_lang": data_args.target_lang,
-        "dataset": data_name,
-        "bleu": evaluated.get(f"{prefix}_bleu", "n/a"),
-        "chrf": evaluated.get(f"{prefix}_chrf", "n/a"),
-        "eval_split": prefix,
-        "preset": model_args.preset if not model_args.model_name_or_path else model_args.model_name_or_path,
-        "parameters": f"{model.num_parameters() / 1e6:.1f}M",
-        "d_model": config.d_model,
-        "layers": f"{config.encoder_layers}+{config.decoder_layers}",
-        "heads": config.encoder_attention_heads,
-        "ffn": config.encoder_ffn_dim,
-        "vocab_size": config.vocab_size,
-        "norm": "pre-norm" if config.normalize_before else "post-norm",
-        "train_runtime": round(train_metrics.get("train_runtime", 0) / 60, 1),
-        "train_steps": train_metrics.get("global_step", "n/a"),
-        "epochs": round(train_metrics.get("epoch", 0), 2),
-        "learning_rate": training_args.learning_rate,
-        "warmup_steps": training_args.warmup_steps,
-        "batch_size": training_args.per_device_train_batch_size * training_args.world_size,
-        "label_smoothing": model.config.label_smoothing,
-        "num_beams": model.generation_config.num_beams,
-        "curve": "![training curve](training_curve.png)" if os.path.isfile(
-            os.path.join(training_args.output_dir, "training_curve.png")) else "",
-        "samples": "\n".join(f"| {s} | {t} | {r} |" for s, t, r in samples),
-        "command": " ".join(["python", "train.py", *sys.argv[1:]]),
-    }
-    if MODEL_CARD_TEMPLATE.is_file():
-        card = render_model_card(str(MODEL_CARD_TEMPLATE), values)
-        Path(training_args.output_dir, "README.md").write_text(card, encoding="utf-8")
+def scored_split_name(data_args, split: str) -> str:
+    """The name of the split that was scored: its file's name (`dev` for dev.tsv), else the split's own name."""
+    path = {"test": data_args.test_file, "validation": data_args.validation_file}.get(split)
+    return os.path.basename(path).split(".")[0] if path and data_args.dataset_name in (None, BUILTIN) else split
+
+
+def table_cell(text) -> str:
+    text = " ".join(str(text).split()).replace("|", "\\|")  # one line, and no column breaks
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+def write_model_card(training_args, model_args, data_args, task, model, results, train_metrics, samples, command):
+    config, generation = model.config, getattr(model, "generation_config", None)
+    split = "test" if "test" in results else "validation"
+    scores = {key.removeprefix(f"{split}_"): value for key, value in results.get(split, {}).items()}
+    languages = [data_args.source_lang] + ([data_args.target_lang] if task.name == "translation" else [])
+    warmup = training_args.warmup_steps
+    decoding = None
+    if task.auto_class.__name__ == "AutoModelForSeq2SeqLM":
+        settings = {k: getattr(generation, k) for k in ("max_new_tokens", "length_penalty", "no_repeat_ngram_size",
+                                                        "min_new_tokens") if getattr(generation, k, None) not in (None, 0, 1.0)}
+        decoding = f"beam search, {generation.num_beams} beams" + "".join(f", {k} {v}" for k, v in settings.items())
+    card = model_card(
+        str(MODEL_CARD_TEMPLATE),
+        model_name=os.path.basename(os.path.abspath(training_args.output_dir)),
+        task=task,
+        languages=languages,
+        dataset=dataset_label(data_args),
+        split=scored_split_name(data_args, split),
+        scores=scores,
+        task_title=f"{data_args.source_lang}→{data_args.target_lang} translation" if task.name == "translation" else task.name,
+        usage=task.model_card_usage(os.path.basename(os.path.abspath(training_args.output_dir))),
+        preset=model_args.model_name_or_path or model_args.preset,
+        parameters=f"{model.num_parameters() / 1e6:.1f}M",
+        d_model=config.d_model,
+        layers=f"{config.encoder_layers}+{config.decoder_layers}",
+        heads=config.encoder_attention_heads,
+        ffn=config.encoder_ffn_dim,
+        vocab_size=config.vocab_size,
+        norm="pre-norm" if config.normalize_before else "post-norm",
+        train_runtime=round(train_metrics.get("train_runtime", 0) / 60, 1),
+        train_steps=train_metrics.get("global_step", "n/a"),
+        epochs=round(train_metrics.get("epoch", 0), 2),
+        learning_rate=training_args.learning_rate,
+        warmup_steps=int(warmup) if float(warmup).is_integer() else warmup,
+        scheduler=str(getattr(training_args.lr_scheduler_type, "value", training_args.lr_scheduler_type)).replace("_", " "),
+        label_smoothing=getattr(config, "label_smoothing", 0) or training_args.label_smoothing_factor,
+        batch_size=f"{training_args.max_tokens_per_batch} tokens" if training_args.max_tokens_per_batch else
+        f"{training_args.per_device_train_batch_size} examples",
+        world_size=training_args.world_size,
+        decoding=decoding,
+        sample_headers=task.sample_headers,
+        samples=[[table_cell(cell) for cell in row] for row in samples],
+        command=command,
+        curve=os.path.isfile(os.path.join(training_args.output_dir, "training_curve.png")),
+    )
+    card.save(os.path.join(training_args.output_dir, "README.md"))
 
 
 if __name__ == "__main__":

@@ -77,9 +77,9 @@ def plot_alignment(aligned: Alignment, path: str, title: str | None = None) -> s
     return path
 
 
-def plot_training_curve(output_dir: str, path: str | None = None) -> str | None:
-    """Training loss against step, and evaluation BLEU against minutes of training, from the Trainer's log and
-    `curve.json`. Returns the PNG path, or None when there is nothing to plot."""
+def plot_training_curve(output_dir: str, path: str | None = None, metric: str = "bleu") -> str | None:
+    """Training loss against step, and the evaluation `metric` (BLEU, ROUGE-1, F1, accuracy...) against minutes of
+    training, from the Trainer's log and `curve.json`. Returns the PNG path, or None when there is nothing to plot."""
     import matplotlib.pyplot as plt
 
     state_file = os.path.join(output_dir, "trainer_state.json")
@@ -89,18 +89,18 @@ def plot_training_curve(output_dir: str, path: str | None = None) -> str | None:
     losses = [(entry["step"], entry["loss"]) for entry in history if "loss" in entry]
     curve_file = os.path.join(output_dir, "curve.json")
     curve = json.load(open(curve_file)) if os.path.isfile(curve_file) else []
-    bleu = [(point["seconds"] / 60, point["eval_bleu"]) for point in curve if "eval_bleu" in point]
-    if not losses and not bleu:
+    scores = [(point["seconds"] / 60, point[f"eval_{metric}"]) for point in curve if f"eval_{metric}" in point]
+    if not losses and not scores:
         return None
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
     if losses:
         axes[0].plot(*zip(*losses))
     axes[0].set_xlabel("step")
-    axes[0].set_ylabel("training loss (label-smoothed)")
-    if bleu:
-        axes[1].plot(*zip(*bleu), marker="o")
+    axes[0].set_ylabel("training loss")
+    if scores:
+        axes[1].plot(*zip(*scores), marker="o")
     axes[1].set_xlabel("minutes of training")
-    axes[1].set_ylabel("validation BLEU")
+    axes[1].set_ylabel(f"validation {metric}")
     fig.tight_layout()
     path = path or os.path.join(output_dir, "training_curve.png")
     fig.savefig(path, dpi=110)

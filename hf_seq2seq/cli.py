@@ -2,10 +2,17 @@
 
     hf-seq2seq translate --model outputs/en-fr "The cat sleeps." "I saw two birds."
     echo "The cat sleeps." | hf-seq2seq translate --model outputs/en-fr --num_beams 4
+    hf-seq2seq summarize --model outputs/dialogsum "#Person1#: Shall we go out tonight? ..."
+    hf-seq2seq answer --model outputs/squad --question "Where is the cat?" --context "The cat sleeps on the mat."
+    hf-seq2seq classify --model outputs/sst2 "A gripping, beautifully acted film."
     hf-seq2seq evaluate --model outputs/en-fr --test_file ../shared/data/tatoeba-en-fr/dev.tsv
+    hf-seq2seq evaluate --model outputs/dialogsum --test_file ../shared/data/dialogsum/dev.jsonl
     hf-seq2seq align --model outputs/en-fr "The cat sleeps." --output alignment.png
     hf-seq2seq translate --model outputs/en-fr --quantize int8 ...   # dynamic int8 linear layers, for CPU serving
+    hf-seq2seq translate --model outputs/en-fr --engine ctranslate2 ...   # CTranslate2, export cached beside the model
+    hf-seq2seq average --run outputs/tatoeba --last 5 --output outputs/tatoeba-avg5   # the mean of the last checkpoints
     hf-seq2seq export-ct2 --model outputs/en-fr --output outputs/en-fr-ct2 [--quantization int8]   # CTranslate2
+    hf-seq2seq train-vectors --text corpus.txt --output vectors.txt --size 256 [--tokenizer outputs/en-fr]
 """
 
 import argparse
@@ -24,14 +31,24 @@ def check_model_folder(model_dir: str) -> None:
         raise SystemExit(f"error: {model_dir!r} is not a complete model folder: {', '.join(missing)} missing.")
 
 
+def model_task(model_dir: str) -> str:
+    """The task a saved model was trained for: its pipeline (config `custom_pipelines`) or its head."""
+    with open(os.path.join(model_dir, "config.json")) as f:
+        config = json.load(f)
+    if any("SequenceClassification" in name for name in config.get("architectures") or []):
+        return "text-classification"
+    return next(iter(config.get("custom_pipelines") or {}), "translation")
+
+
 def load(model_dir: str, quantize: str | None = None):
-    from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+    from transformers import AutoModelForSeq2SeqLM, AutoModelForSequenceClassification, AutoTokenizer
 
     import hf_seq2seq  # noqa: F401  (registers the model classes)
 
     check_model_folder(model_dir)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForSeq2SeqLM.from_pretrained(model_dir).eval()
+    auto_class = AutoModelForSequenceClassification if model_task(model_dir) == "text-classification" else AutoModelForSeq2SeqLM
+    model = auto_class.from_pretrained(model_dir).eval()
     if quantize == "int8":
         model = quantize_int8(model)
     return model, tokenizer
@@ -50,47 +67,130 @@ def quantize_int8(model):
 
 
 @torch.inference_mode()
-def translate(model, tokenizer, texts: list[str], num_beams: int | None = None, max_new_tokens: int | None = None,
-              batch_size: int = 32) -> list[str]:
-    """Translate in batches of similar length (less padding); empty strings give empty translations. Beam size and
-    length default to the model's generation config."""
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    results = [""] * len(texts)
-    max_length = model.config.max_position_embeddings
+def generate_texts(model, tokenizer, sources: list[str], num_beams: int | None = None, max_new_tokens: int | None = None,
+                   batch_size: int = 32) -> list[str]:
+    """`generate()` on source texts in batches of similar length (less padding); empty sources give empty outputs.
+    Beam size and length default to the model's generation config."""
+    order = sorted(range(len(sources)), key=lambda i: len(sources[i]))
+    results = [""] * len(sources)
+    max_length = (getattr(model.config, "task_specific_params", None) or {})
+    max_length = min([model.config.max_position_embeddings] + [p["max_source_length"] for p in max_length.values()
+                                                               if p.get("max_source_length")])
+    settings = {k: v for k, v in (("num_beams", num_beams), ("max_new_tokens", max_new_tokens)) if v is not None}
     for start in range(0, len(order), batch_size):
-        indices = [i for i in order[start : start + batch_size] if texts[i].strip()]
+        indices = [i for i in order[start : start + batch_size] if sources[i].strip()]
         if not indices:
             continue
-        batch = tokenizer([texts[i] for i in indices], return_tensors="pt", padding=True, truncation=True, max_length=max_length)
-        settings = {k: v for k, v in (("num_beams", num_beams), ("max_new_tokens", max_new_tokens)) if v is not None}
+        batch = tokenizer([sources[i] for i in indices], return_tensors="pt", padding=True, truncation=True, max_length=max_length)
         outputs = model.generate(**batch, **settings)
         for i, text in zip(indices, tokenizer.batch_decode(outputs, skip_special_tokens=True)):
             results[i] = text
     return results
 
 
+def translate(model, tokenizer, texts: list[str], num_beams: int | None = None, max_new_tokens: int | None = None,
+              batch_size: int = 32) -> list[str]:
+    return generate_texts(model, tokenizer, texts, num_beams, max_new_tokens, batch_size)
+
+
+def sources_for(task: str, model, inputs: list) -> list[str]:
+    """Inputs as the model's pipeline formats them (summarisation prefix, `question: ... context: ...`)."""
+    from .hub import PIPELINES
+
+    pipeline = PIPELINES[task].__new__(PIPELINES[task])  # only its formatting rule is needed
+    pipeline.model = model
+    return [pipeline.source_text(x) for x in inputs]
+
+
+@torch.inference_mode()
+def classify(model, tokenizer, texts: list[str], batch_size: int = 32) -> list[str]:
+    labels = []
+    for start in range(0, len(texts), batch_size):
+        batch = tokenizer(texts[start : start + batch_size], return_tensors="pt", padding=True, truncation=True,
+                          max_length=model.config.max_position_embeddings)
+        labels += [model.config.id2label[i] for i in model(**batch).logits.argmax(-1).tolist()]
+    return labels
+
+
+def evaluate_model(model, tokenizer, task_name: str, args) -> dict:
+    """Score a model on a test file of any format train.py reads for the task."""
+    from .data import DataArguments, read_table
+    from .tasks import get_task
+
+    task = get_task(task_name)
+    columns = {k: getattr(args, k) for k in ("text_column", "summary_column", "question_column", "context_column",
+                                             "answer_column", "label_column")}
+    data_args = DataArguments(task=task_name, test_file=args.test_file, source_lang=args.source_lang,
+                              target_lang=args.target_lang, max_predict_samples=args.max_samples, **columns)
+    task.apply_defaults(data_args)
+    if task_name == "text-classification":  # the labels are the model's own
+        examples = task.examples(read_table(args.test_file), data_args, args.test_file)
+        examples = examples.select(range(min(len(examples), args.max_samples or len(examples))))
+        label2id = {str(k): v for k, v in model.config.label2id.items()}
+        ids = {str(v): v for v in model.config.id2label} | label2id
+        references = [ids.get(str(label), -1) for label in list(examples["label"])]
+        if -1 in references:
+            raise SystemExit(f"error: the label {examples['label'][references.index(-1)]!r} is not one of the model's "
+                             f"labels {list(label2id)}.")
+        predictions = [model.config.label2id[name] for name in classify(model, tokenizer, list(examples["text"]), args.batch_size)]
+        scores = task.metric_loader().compute(predictions=predictions, references=references)
+        return {key: round(scores[key], 2) for key, _ in task.card_metrics} | {"examples": len(examples)}
+    examples = task.load(data_args)["test"]
+    hypotheses = generate_texts(model, tokenizer, list(examples["source"]), args.num_beams, args.max_new_tokens, args.batch_size)
+    references = list(examples["references"] if "references" in examples.column_names else examples["target"])
+    scores = task.metric_loader().compute(predictions=hypotheses, references=references)
+    signatures = {k: v for k, v in scores.items() if k.endswith("_signature")}
+    return {key: round(scores[key], 2) for key, _ in task.card_metrics} | signatures | {"examples": len(examples)}
+
+
+def read_inputs(texts: list[str]) -> list[str]:
+    return texts or [line.rstrip("\n") for line in sys.stdin]
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="hf-seq2seq", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
 
+    def generation_options(p):
+        p.add_argument("--num_beams", type=int, default=None, help="default: the model's generation config")
+        p.add_argument("--max_new_tokens", type=int, default=None, help="default: the model's generation config")
+        p.add_argument("--batch_size", type=int, default=32)
+        p.add_argument("--quantize", choices=["int8"], default=None, help="dynamic int8 quantization (CPU)")
+
     p = commands.add_parser("translate", help="translate text given as arguments, or one sentence a line on stdin")
     p.add_argument("--model", required=True, help="a folder written by train.py (or save_pretrained)")
     p.add_argument("text", nargs="*", help="sentences to translate (default: read stdin)")
-    p.add_argument("--num_beams", type=int, default=None, help="default: the model's generation config")
-    p.add_argument("--max_new_tokens", type=int, default=None, help="default: the model's generation config")
-    p.add_argument("--batch_size", type=int, default=32)
-    p.add_argument("--quantize", choices=["int8"], default=None, help="dynamic int8 quantization (CPU)")
+    generation_options(p)
+    p.add_argument("--engine", choices=["transformers", "ctranslate2"], default="transformers",
+                   help="ctranslate2: the same translations by CTranslate2 (pip install ctranslate2), faster on CPU")
 
-    p = commands.add_parser("evaluate", help="sacreBLEU and chrF of a model on a test file")
+    p = commands.add_parser("summarize", help="summarise texts given as arguments, or one text a line on stdin")
     p.add_argument("--model", required=True)
-    p.add_argument("--test_file", required=True, help="any format train.py reads (.tsv, .jsonl, .csv, test.en + test.fr)")
+    p.add_argument("text", nargs="*", help="texts to summarise (default: read stdin, one a line)")
+    generation_options(p)
+
+    p = commands.add_parser("answer", help="answer a question from a context")
+    p.add_argument("--model", required=True)
+    p.add_argument("--question", required=True, action="append", help="a question (repeat for several)")
+    p.add_argument("--context", default=None, help="the text the answer comes from")
+    p.add_argument("--context_file", default=None, help="...or a file holding it")
+    generation_options(p)
+
+    p = commands.add_parser("classify", help="label texts given as arguments, or one text a line on stdin")
+    p.add_argument("--model", required=True)
+    p.add_argument("text", nargs="*")
+    p.add_argument("--batch_size", type=int, default=32)
+
+    p = commands.add_parser("evaluate", help="score a model on a test file (BLEU/chrF, ROUGE, EM/F1 or accuracy/F1)")
+    p.add_argument("--model", required=True)
+    p.add_argument("--test_file", required=True, help="any format train.py reads for the model's task")
+    p.add_argument("--task", default=None, help="default: the task the model was trained for")
     p.add_argument("--source_lang", default="en")
     p.add_argument("--target_lang", default="fr")
-    p.add_argument("--num_beams", type=int, default=None, help="default: the model's generation config")
-    p.add_argument("--max_new_tokens", type=int, default=None, help="default: the model's generation config")
-    p.add_argument("--batch_size", type=int, default=32)
+    for column in ("text", "summary", "question", "context", "answer", "label"):
+        p.add_argument(f"--{column}_column", default=None)
     p.add_argument("--max_samples", type=int, default=None)
-    p.add_argument("--quantize", choices=["int8"], default=None, help="dynamic int8 quantization (CPU)")
+    generation_options(p)
 
     p = commands.add_parser("align", help="draw the cross-attention of a translation as a heatmap PNG")
     p.add_argument("--model", required=True)
@@ -106,7 +206,28 @@ def main(argv=None):
     p.add_argument("--quantization", default=None, help="int8, int8_float32, int16, float16, ... (default: float32)")
     p.add_argument("--force", action="store_true", help="overwrite the output folder")
 
+    from .averaging import add_average_command, run_average
+    from .word_vectors import add_train_vectors_command, run_train_vectors
+
+    add_train_vectors_command(commands)
+    add_average_command(commands)
+
     args = parser.parse_args(argv)
+    generation = (getattr(args, "num_beams", None), getattr(args, "max_new_tokens", None), getattr(args, "batch_size", 32))
+    if args.command in ("train-vectors", "average"):
+        (run_train_vectors if args.command == "train-vectors" else run_average)(args)
+        return
+    if getattr(args, "engine", "transformers") == "ctranslate2":
+        if args.quantize:
+            raise SystemExit("error: --quantize is for the transformers engine; CTranslate2 runs the float32 export.")
+        check_model_folder(args.model)
+        try:
+            from .export_ctranslate2 import translate_with_ctranslate2
+        except ImportError as error:
+            raise SystemExit(f"error: {error}") from None
+        for line in translate_with_ctranslate2(args.model, read_inputs(args.text), *generation):
+            print(line)
+        return
     if args.command == "export-ct2":
         check_model_folder(args.model)  # the converter loads the model itself
         from .export_ctranslate2 import export_ctranslate2
@@ -119,22 +240,32 @@ def main(argv=None):
 
         aligned = alignment(model, tokenizer, args.text, args.layer, args.head, args.num_beams)
         print(plot_alignment(aligned, args.output, title=f"{args.text}\n{aligned.translation}"))
-    elif args.command == "translate":
-        texts = args.text or [line.rstrip("\n") for line in sys.stdin]
-        for line in translate(model, tokenizer, texts, args.num_beams, args.max_new_tokens, args.batch_size):
+    elif args.command in ("translate", "summarize"):
+        task = "translation" if args.command == "translate" else "summarization"
+        sources = sources_for(task, model, read_inputs(args.text))
+        for line in generate_texts(model, tokenizer, sources, *generation):
             print(line)
+    elif args.command == "answer":
+        if (args.context is None) == (args.context_file is None):
+            raise SystemExit("error: give the context with --context TEXT or --context_file PATH.")
+        context = args.context if args.context is not None else open(args.context_file, encoding="utf-8").read()
+        try:
+            sources = sources_for("question-answering", model, [{"question": q, "context": context} for q in args.question])
+        except ValueError as error:
+            raise SystemExit(f"error: {error}") from None
+        for line in generate_texts(model, tokenizer, sources, *generation):
+            print(line)
+    elif args.command == "classify":
+        for label in classify(model, tokenizer, read_inputs(args.text), args.batch_size):
+            print(label)
     else:
-        from .data import DataError, load_file
-        from .metrics import load_bleu_chrf
+        from .data import DataError
 
         try:
-            dataset = load_file(args.test_file, args.source_lang, args.target_lang)
+            scores = evaluate_model(model, tokenizer, args.task or model_task(args.model), args)
         except DataError as error:
             raise SystemExit(f"error: {error}") from None
-        pairs = dataset["translation"][: args.max_samples]
-        hypotheses = translate(model, tokenizer, [p[args.source_lang] for p in pairs], args.num_beams, args.max_new_tokens, args.batch_size)
-        scores = load_bleu_chrf().compute(predictions=hypotheses, references=[p[args.target_lang] for p in pairs])
-        print(json.dumps({k: scores[k] for k in ("bleu", "chrf", "bleu_signature", "chrf_signature")} | {"sentences": len(pairs)}, indent=1))
+        print(json.dumps(scores, indent=1))
 
 
 if __name__ == "__main__":

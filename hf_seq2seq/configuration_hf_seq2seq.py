@@ -47,6 +47,7 @@ class HFSeq2SeqConfig(PretrainedConfig):
         scale_embedding: multiply token embeddings by `sqrt(d_model)` (the paper, section 3.4).
         share_encoder_decoder_embeddings: one embedding matrix for source and target tokens.
         tie_word_embeddings: the output projection (LM head) reuses the target embedding matrix.
+        classifier_dropout: dropout in the classification head of [`HFSeq2SeqForSequenceClassification`].
         label_smoothing: ε of the label-smoothed cross-entropy the model returns as `loss` when given `labels`
             (0.1 in the paper, section 5.4; train.py sets it from `--label_smoothing_factor`).
         init_std: standard deviation of the normal initialisation of linear and embedding weights.
@@ -54,6 +55,10 @@ class HFSeq2SeqConfig(PretrainedConfig):
     """
 
     model_type = "hf_seq2seq"
+    # transformers' default FSDP plan for a base model ({embed_tokens, layers.*, norm}) would reach the encoder and
+    # decoder, models of their own, and shard their aliases of the shared embedding apart from it (FSDP2 refuses).
+    # The model's own `_fsdp_plan` (one shard group per layer) is the whole plan.
+    base_model_fsdp_plan = {}
     # Names the rest of transformers looks for (DynamicCache needs `num_hidden_layers` of the decoder).
     attribute_map = {
         "hidden_size": "d_model",
@@ -79,6 +84,7 @@ class HFSeq2SeqConfig(PretrainedConfig):
     scale_embedding: bool = True
     share_encoder_decoder_embeddings: bool = True
     tie_word_embeddings: bool = True
+    classifier_dropout: float | int = 0.0
     label_smoothing: float | int = 0.0
     init_std: float = 0.02
     use_cache: bool = True
@@ -108,7 +114,7 @@ class HFSeq2SeqConfig(PretrainedConfig):
                     f"`d_model` ({self.d_model}) must be divisible by `{name}` ({heads}): each head gets "
                     f"d_model / heads dimensions. Choose a head count that divides {self.d_model}."
                 )
-        for name in ("dropout", "attention_dropout", "activation_dropout", "label_smoothing"):
+        for name in ("dropout", "attention_dropout", "activation_dropout", "classifier_dropout", "label_smoothing"):
             p = getattr(self, name)
             if not 0.0 <= p < 1.0:
                 raise ValueError(f"`{name}` is a probability and must lie in [0, 1), got {p!r}.")

@@ -1,7 +1,9 @@
-"""Parallel data with `datasets`: every supported source becomes a DatasetDict whose rows are
-`{"translation": {source_lang: ..., target_lang: ...}}`, the layout of the Hub's translation data sets.
+"""Reading data with `datasets`: the arguments every task shares, parallel text for translation, and tables (JSON
+lines, CSV, TSV with a header, SQuAD's nested JSON) for the other tasks. `tasks.py` says which columns each task
+reads; here are the formats.
 
-Supported, with the argument names of transformers' `run_translation.py`:
+Parallel text becomes rows `{"translation": {source_lang: ..., target_lang: ...}}`, the layout of the Hub's
+translation data sets. Supported, with the argument names of transformers' `run_translation.py`:
 - `--dataset_name NAME [--dataset_config_name CONFIG]`: `load_dataset(NAME, CONFIG)`, a Hub data set such as
   `wmt14 fr-en` or `opus_books en-fr`, or a local folder in the same layout;
 - `--train_file/--validation_file/--test_file` with
@@ -13,6 +15,8 @@ Supported, with the argument names of transformers' `run_translation.py`:
 - nothing: the built-in demonstration corpus (`hf_seq2seq.corpus`).
 """
 
+import csv
+import json
 import logging
 import os
 from dataclasses import dataclass, field
@@ -26,19 +30,49 @@ BUILTIN = "builtin"  # --dataset_name value for the generated demonstration corp
 
 @dataclass
 class DataArguments:
+    task: str = field(
+        default="translation",
+        metadata={"help": "What to train: translation, summarization, question-answering or text-classification."},
+    )
     dataset_name: str | None = field(
         default=None,
         metadata={"help": f"Hub data set name or local data set folder for `load_dataset`, or `{BUILTIN}` for the "
                   "built-in demonstration corpus (the default when no file is given)."},
     )
     dataset_config_name: str | None = field(default=None, metadata={"help": "Data set configuration, e.g. `fr-en`."})
+    dataset_label: str | None = field(
+        default=None,
+        metadata={"help": "How the model card names the data (a Hub id or a name); default: --dataset_name, or the "
+                  "folder of --train_file."},
+    )
     train_file: str | None = field(default=None, metadata={"help": "Training pairs: .json/.jsonl, .csv, .tsv, or train.en + train.fr."})
     validation_file: str | None = field(default=None, metadata={"help": "Validation pairs, same formats."})
     test_file: str | None = field(default=None, metadata={"help": "Test pairs, same formats."})
-    source_lang: str = field(default="en", metadata={"help": "Source language code, as in the data."})
+    source_lang: str = field(default="en", metadata={"help": "Source language code, as in the data (the language "
+                                                      "of the text for the other tasks)."})
     target_lang: str = field(default="fr", metadata={"help": "Target language code, as in the data."})
-    max_source_length: int = field(default=128, metadata={"help": "Longest source in tokens; longer training pairs are dropped."})
-    max_target_length: int = field(default=128, metadata={"help": "Longest target in tokens; longer training pairs are dropped."})
+    # Column names of transformers' run_summarization.py, run_seq2seq_qa.py and run_classification.py. Unset, the
+    # task looks for the usual names (tasks.py).
+    text_column: str | None = field(default=None, metadata={"help": "Column of the text to summarise or classify."})
+    summary_column: str | None = field(default=None, metadata={"help": "Column of the reference summary."})
+    question_column: str | None = field(default=None, metadata={"help": "Column of the question."})
+    context_column: str | None = field(default=None, metadata={"help": "Column of the context the answer comes from."})
+    answer_column: str | None = field(default=None, metadata={"help": "Column of the answer(s)."})
+    label_column: str | None = field(default=None, metadata={"help": "Column of the label (classification)."})
+    class_names: str | None = field(
+        default=None,
+        metadata={"help": "Names of integer labels 0, 1, ... in order, e.g. `negative,positive` (classification)."},
+    )
+    source_prefix: str | None = field(default=None, metadata={"help": "Text put before every source, e.g. `summarize: `."})
+    max_source_length: int | None = field(
+        default=None,
+        metadata={"help": "Longest source in tokens (default per task: 128 for translation and classification, 512 "
+                  "for summarisation, 384 for question answering). Longer training pairs are dropped for "
+                  "translation; the other tasks truncate, as summarisers do."},
+    )
+    max_target_length: int | None = field(
+        default=None, metadata={"help": "Longest target in tokens (default per task: 128; 32 for answers)."}
+    )
     max_train_samples: int | None = field(default=None, metadata={"help": "Use only the first N training pairs."})
     max_eval_samples: int | None = field(default=None, metadata={"help": "Use only the first N validation pairs."})
     max_predict_samples: int | None = field(default=None, metadata={"help": "Use only the first N test pairs."})
@@ -147,6 +181,84 @@ def _check_translation_column(dataset: Dataset, path: str, source_lang: str, tar
     return dataset
 
 
+def _read_json(path: str, **kwargs) -> Dataset:
+    try:
+        return load_dataset("json", data_files=path, split="train", **kwargs)
+    except Exception as error:  # datasets raises several types for broken JSON
+        raise DataError(f"{path!r} is not JSON lines ({type(error).__name__}: {str(error).splitlines()[0][:200]}).") from None
+
+
+def read_table(path: str) -> Dataset:
+    """Records with named columns: JSON lines (or a JSON list), CSV, or TSV with a header line (GLUE's layout).
+    SQuAD's nested JSON (`data -> paragraphs -> qas`) becomes one record per question, in the Hub's flat layout."""
+    _check_file(path)
+    extension = os.path.splitext(path)[1].lower()
+    if extension in (".json", ".jsonl"):
+        if _is_squad_json(path):
+            return read_squad_json(path)
+        return _read_json(path)
+    if extension in (".csv", ".tsv"):
+        # GLUE's TSV files quote nothing: a `"` inside a sentence is text.
+        options = {"delimiter": "\t", "quoting": csv.QUOTE_NONE} if extension == ".tsv" else {}
+        try:
+            return load_dataset("csv", data_files=path, split="train", **options)
+        except Exception as error:
+            raise DataError(f"{path!r} could not be read as {extension[1:].upper()} ({type(error).__name__}: "
+                            f"{str(error).splitlines()[0][:200]}). It needs a header line naming the columns.") from None
+    raise DataError(f"{path!r}: unknown file format {extension or '(no extension)'!r}. Use .json/.jsonl, .csv or .tsv "
+                    "(with a header line).")
+
+
+def _is_squad_json(path: str) -> bool:
+    """SQuAD's official files are one JSON object `{"version": ..., "data": [articles]}`."""
+    with open(path, encoding="utf-8") as f:
+        start = f.read(4096).lstrip()
+    return start.startswith("{") and '"data"' in start and ('"paragraphs"' in start or '"version"' in start)
+
+
+def _squad_records(path: str, stamp: tuple):
+    with open(path, encoding="utf-8") as f:
+        articles = json.load(f)["data"]
+    for article in articles:
+        for paragraph in article["paragraphs"]:
+            for qa in paragraph["qas"]:
+                answers = qa.get("answers", [])
+                yield {
+                    "id": str(qa.get("id", "")),
+                    "title": article.get("title", ""),
+                    "context": paragraph["context"],
+                    "question": qa["question"],
+                    "answers": {"text": [a["text"] for a in answers], "answer_start": [a.get("answer_start", -1) for a in answers]},
+                }
+
+
+def read_squad_json(path: str) -> Dataset:
+    """SQuAD v1.1's official layout -> the flat layout of `load_dataset("squad")`: `id, title, context, question,
+    answers{text, answer_start}`, one row per question, built by a generator (Arrow on disk, not a Python list)."""
+    try:
+        # The file's size and time are part of the generator's arguments: datasets caches by them, so a changed file
+        # is read again.
+        return Dataset.from_generator(_squad_records, gen_kwargs={"path": path, "stamp": _stamp(path)})
+    except (KeyError, TypeError, json.JSONDecodeError) as error:
+        raise DataError(f"{path!r} is not in SQuAD's layout (data -> paragraphs -> context, qas -> question, answers): "
+                        f"{type(error).__name__}: {error}.") from None
+
+
+def _stamp(path: str) -> tuple:
+    info = os.stat(path)
+    return (os.path.abspath(path), info.st_size, info.st_mtime_ns)
+
+
+def require_columns(dataset: Dataset, columns: dict[str, str], where: str) -> None:
+    """`columns` maps a role ("text", "summary", ...) to the column name chosen for it; name what is missing."""
+    missing = {role: name for role, name in columns.items() if name not in dataset.column_names}
+    if missing:
+        wanted = ", ".join(f"{name!r} ({role})" for role, name in missing.items())
+        flags = ", ".join(f"--{role}_column" for role in missing)
+        raise DataError(f"{where}: no column {wanted}; the columns are {dataset.column_names}. Name the right ones "
+                        f"with {flags}.")
+
+
 def load_file(path: str, source_lang: str, target_lang: str) -> Dataset:
     """One file (or line-aligned pair of files) -> a Dataset with a `translation` column."""
     pair = _plain_text_pair(path, source_lang, target_lang)
@@ -217,38 +329,3 @@ def drop_empty_pairs(dataset: Dataset, args: DataArguments, name: str) -> Datase
     if len(kept) == 0:
         raise DataError(f"The {name} split has no usable pair (all {len(dataset)} are empty on one side). Check the data.")
     return kept
-
-
-def tokenize_splits(splits: DatasetDict, tokenizer, args: DataArguments) -> DatasetDict:
-    """Tokenize (`labels` from `text_target`). Training pairs longer than the limits are dropped, with a count;
-    evaluation pairs are all kept, truncated to the limits."""
-    source, target = args.source_lang, args.target_lang
-
-    def tokenize(batch, truncation: bool):
-        inputs = tokenizer([p[source] for p in batch["translation"]], truncation=truncation, max_length=args.max_source_length)
-        labels = tokenizer(text_target=[p[target] for p in batch["translation"]], truncation=truncation,
-                           max_length=args.max_target_length)
-        inputs["labels"] = labels["input_ids"]
-        return inputs
-
-    tokenized = DatasetDict()
-    for name, split in splits.items():
-        tokenized[name] = split.map(
-            tokenize, batched=True, fn_kwargs={"truncation": name != "train"}, remove_columns=split.column_names,
-            num_proc=args.preprocessing_num_workers, desc=f"Tokenizing {name}",
-        )
-    if "train" in tokenized:
-        train = tokenized["train"]
-        kept = train.filter(
-            lambda row: len(row["input_ids"]) <= args.max_source_length and len(row["labels"]) <= args.max_target_length,
-            num_proc=args.preprocessing_num_workers, desc="Dropping over-long pairs",
-        )
-        if len(kept) < len(train):
-            logger.warning(
-                "train: dropped %d pair(s) longer than --max_source_length %d / --max_target_length %d tokens.",
-                len(train) - len(kept), args.max_source_length, args.max_target_length,
-            )
-        if len(kept) == 0:
-            raise DataError("No training pair fits --max_source_length/--max_target_length: raise them.")
-        tokenized["train"] = kept
-    return tokenized

@@ -26,6 +26,7 @@ from transformers.modeling_outputs import (
     BaseModelOutputWithPastAndCrossAttentions,
     Seq2SeqLMOutput,
     Seq2SeqModelOutput,
+    Seq2SeqSequenceClassifierOutput,
 )
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS, PreTrainedModel
 from transformers.processing_utils import Unpack
@@ -382,6 +383,8 @@ class HFSeq2SeqPreTrainedModel(PreTrainedModel):
     # generate(cache_implementation="static") + torch.compile gives the same tokens as the dynamic cache (tested).
     _can_compile_fullgraph = True
     _no_split_modules = ["HFSeq2SeqEncoderLayer", "HFSeq2SeqDecoderLayer"]
+    # FSDP2 (`DistributedConfig(fsdp_size=N)`): a shard group per encoder and decoder layer (both models of this class).
+    _fsdp_plan = {"layers.*": "free_full_weight"}
 
     def _init_weights(self, module: nn.Module):
         std = self.config.init_std
@@ -725,6 +728,103 @@ class HFSeq2SeqForConditionalGeneration(HFSeq2SeqPreTrainedModel, GenerationMixi
         )
 
 
+class HFSeq2SeqClassificationHead(nn.Module):
+    """A sentence representation -> class scores: dropout, dense + tanh, dropout, projection (BART's head)."""
+
+    def __init__(self, config: HFSeq2SeqConfig):
+        super().__init__()
+        self.dense = nn.Linear(config.d_model, config.d_model)
+        self.dropout = config.classifier_dropout
+        self.out_proj = nn.Linear(config.d_model, config.num_labels)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        hidden_states = F.dropout(hidden_states, p=self.dropout, training=self.training)
+        hidden_states = torch.tanh(self.dense(hidden_states))
+        hidden_states = F.dropout(hidden_states, p=self.dropout, training=self.training)
+        return self.out_proj(hidden_states)
+
+
+class HFSeq2SeqForSequenceClassification(HFSeq2SeqPreTrainedModel):
+    """Sentence in, label out, as BART does it: the encoder reads the sentence, the decoder reads it again (shifted
+    right behind `<s>`), and the decoder state at the sentence's final `</s>`, which has seen every token of both,
+    goes through a small classification head. `config.problem_type` follows transformers: cross-entropy for
+    single-label classification, mean squared error for regression (`num_labels=1`), binary cross-entropy for
+    multi-label classification."""
+
+    def __init__(self, config: HFSeq2SeqConfig):
+        super().__init__(config)
+        self.model = HFSeq2SeqModel(config)
+        self.classification_head = HFSeq2SeqClassificationHead(config)
+        self.post_init()
+
+    @can_return_tuple
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        decoder_input_ids: torch.LongTensor | None = None,
+        decoder_attention_mask: torch.Tensor | None = None,
+        encoder_outputs: tuple[torch.Tensor] | BaseModelOutput | None = None,
+        labels: torch.Tensor | None = None,
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> Seq2SeqSequenceClassifierOutput:
+        r"""
+        labels (`torch.LongTensor` of shape `(batch_size,)`, *optional*):
+            Class indices in `[0, num_labels)` (or floats for regression / multi-label classification).
+        """
+        if input_ids is None:
+            raise ValueError("HFSeq2SeqForSequenceClassification reads `input_ids`: it finds each sentence's end by "
+                             "its `</s>` token, so `inputs_embeds` alone cannot be classified.")
+        eos = input_ids == self.config.eos_token_id
+        if not is_torchdynamo_compiling() and not eos.any(dim=1).all():
+            raise ValueError(f"Every input must end with `</s>` (id {self.config.eos_token_id}); the tokenizer adds it.")
+        if decoder_input_ids is None:
+            decoder_input_ids = shift_tokens_right(input_ids, self.config.pad_token_id, self.config.decoder_start_token_id)
+            decoder_attention_mask = attention_mask  # the same real positions, shifted by one behind <s>
+        outputs = self.model(
+            input_ids,
+            attention_mask=attention_mask,
+            decoder_input_ids=decoder_input_ids,
+            decoder_attention_mask=decoder_attention_mask,
+            encoder_outputs=encoder_outputs,
+            use_cache=False,
+            **kwargs,
+        )
+        # The last </s> of each row (padding comes after it).
+        positions = torch.arange(input_ids.shape[1], device=input_ids.device)
+        last_eos = (eos * (positions + 1)).argmax(dim=1)
+        sentence = outputs.last_hidden_state[torch.arange(input_ids.shape[0], device=input_ids.device), last_eos]
+        logits = self.classification_head(sentence)
+
+        loss = None
+        if labels is not None:
+            labels = labels.to(logits.device)
+            if self.config.problem_type is None:
+                if self.config.num_labels == 1:
+                    self.config.problem_type = "regression"
+                elif labels.dtype in (torch.long, torch.int):
+                    self.config.problem_type = "single_label_classification"
+                else:
+                    self.config.problem_type = "multi_label_classification"
+            if self.config.problem_type == "regression":
+                loss = F.mse_loss(logits.squeeze(-1), labels.float()) if self.config.num_labels == 1 else F.mse_loss(logits, labels)
+            elif self.config.problem_type == "single_label_classification":
+                loss = F.cross_entropy(logits.view(-1, self.config.num_labels), labels.view(-1))
+            else:
+                loss = F.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))
+
+        return Seq2SeqSequenceClassifierOutput(
+            loss=loss,
+            logits=logits,
+            decoder_hidden_states=outputs.decoder_hidden_states,
+            decoder_attentions=outputs.decoder_attentions,
+            cross_attentions=outputs.cross_attentions,
+            encoder_last_hidden_state=outputs.encoder_last_hidden_state,
+            encoder_hidden_states=outputs.encoder_hidden_states,
+            encoder_attentions=outputs.encoder_attentions,
+        )
+
+
 # On disk W^Q, W^K and W^V stay separate (q_proj, k_proj, v_proj: the layout of Marian and BART checkpoints and of
 # this package's first releases): from_pretrained stacks them on load and save_pretrained splits them again.
 register_checkpoint_conversion_mapping(
@@ -752,4 +852,5 @@ __all__ = [
     "HFSeq2SeqPreTrainedModel",
     "HFSeq2SeqModel",
     "HFSeq2SeqForConditionalGeneration",
+    "HFSeq2SeqForSequenceClassification",
 ]

@@ -1,10 +1,11 @@
-"""A `translation` pipeline for hf_seq2seq models (transformers 5 removed its own).
+"""Pipelines for hf_seq2seq models: `translation`, `summarization` and `question-answering` (transformers 5 removed
+its own seq2seq pipelines; classifiers use transformers' `text-classification` pipeline as they are).
 
 This file travels to the Hub beside the weights (remote code) and is named in the config's `custom_pipelines`, so
 
     pipeline("translation", model="folder_or_repo", trust_remote_code=True)
 
-works where this package is not installed. It imports only transformers.
+works where this package is not installed. It imports only torch and transformers.
 """
 
 import warnings
@@ -12,25 +13,37 @@ import warnings
 import torch
 from transformers import Pipeline
 
+# How a question and its context are put into one source text, in training and here.
+QUESTION_ANSWERING_INPUT = "question: {question} context: {context}"
 
-class TranslationPipeline(Pipeline):
-    """Translate text with `generate()`; returns `[{"translation_text": ...}]` per input, as the old pipeline did.
 
-    Generation arguments (`num_beams`, `max_new_tokens`, `num_return_sequences`, `do_sample`, ...) pass through
-    to `generate()`; `truncation` ("warn", the default, truncates long inputs with a warning; "error" rejects them).
+def question_answering_input(question: str, context: str) -> str:
+    return QUESTION_ANSWERING_INPUT.format(question=question.strip(), context=context.strip())
+
+
+class Seq2SeqPipeline(Pipeline):
+    """Text in, `generate()`, text out. Subclasses say which task they serve (`task`, the key of the model config's
+    `task_specific_params` holding the training-time `prefix` and `max_source_length`), what the output is called
+    (`output_key`) and how an input becomes the source text (`source_text`).
+
+    Generation arguments (`num_beams`, `max_new_tokens`, `num_return_sequences`, `do_sample`, ...) pass through to
+    `generate()`, on top of the model's generation config; `truncation`: "warn" (the default) truncates inputs longer
+    than the model was trained on, with a warning; "error" rejects them.
     """
 
+    task = ""
+    output_key = "generated_text"
     _pipeline_calls_generate = True
     _load_processor = False
     _load_image_processor = False
     _load_feature_extractor = False
     _load_tokenizer = True
 
-    def __call__(self, text, **kwargs):
-        """`text`: a string or a list of strings. A list with one output each gives one dict per input, as
-        transformers 4's translation pipeline did; otherwise a list of dicts per input."""
-        result = super().__call__(text, **kwargs)
-        if isinstance(text, list) and all(len(outputs) == 1 for outputs in result):
+    def __call__(self, inputs, **kwargs):
+        """A list of inputs with one output each gives one dict per input, as transformers 4's pipelines did;
+        otherwise a list of dicts per input."""
+        result = super().__call__(inputs, **kwargs)
+        if isinstance(inputs, list) and all(len(outputs) == 1 for outputs in result):
             return [outputs[0] for outputs in result]
         return result
 
@@ -41,22 +54,28 @@ class TranslationPipeline(Pipeline):
             postprocess_params["clean_up_tokenization_spaces"] = clean_up_tokenization_spaces
         return preprocess_params, generate_kwargs, postprocess_params
 
-    def preprocess(self, text, truncation="warn"):
-        if not isinstance(text, str):
-            raise ValueError(f"TranslationPipeline translates strings, got {type(text).__name__}.")
-        max_length = self.model.config.max_position_embeddings
-        inputs = self.tokenizer(text, return_tensors="pt")
-        length = inputs["input_ids"].shape[1]
+    @property
+    def task_params(self) -> dict:
+        return (getattr(self.model.config, "task_specific_params", None) or {}).get(self.task, {})
+
+    def source_text(self, inputs) -> str:
+        if not isinstance(inputs, str):
+            raise ValueError(f"{type(self).__name__} takes strings, got {type(inputs).__name__}.")
+        return self.task_params.get("prefix", "") + inputs if inputs.strip() else ""
+
+    def preprocess(self, inputs, truncation="warn"):
+        text = self.source_text(inputs)
+        max_length = min(self.task_params.get("max_source_length", 10**9), self.model.config.max_position_embeddings)
+        encoded = self.tokenizer(text, return_tensors="pt")
+        length = encoded["input_ids"].shape[1]
         if length > max_length:
             if truncation == "error":
-                raise ValueError(
-                    f"The input has {length} tokens but the model takes at most {max_length}. Shorten it, or pass "
-                    "truncation='warn' to translate its first part."
-                )
-            warnings.warn(f"Input of {length} tokens truncated to the model's {max_length} positions.", UserWarning)
-            inputs = self.tokenizer(text, return_tensors="pt", truncation=True, max_length=max_length)
-        inputs["is_empty"] = torch.tensor([not text.strip()])  # a tensor, so that batching stacks it
-        return inputs
+                raise ValueError(f"The input has {length} tokens but the model takes at most {max_length}. Shorten it, "
+                                 "or pass truncation='warn' to use its first part.")
+            warnings.warn(f"Input of {length} tokens truncated to the model's limit of {max_length} tokens.", UserWarning)
+            encoded = self.tokenizer(text, return_tensors="pt", truncation=True, max_length=max_length)
+        encoded["is_empty"] = torch.tensor([not text.strip()])  # a tensor, so that batching stacks it
+        return encoded
 
     def _forward(self, model_inputs, **generate_kwargs):
         is_empty = model_inputs.pop("is_empty")
@@ -72,5 +91,91 @@ class TranslationPipeline(Pipeline):
             model_outputs["output_ids"][0], skip_special_tokens=True, clean_up_tokenization_spaces=clean_up_tokenization_spaces
         )
         if model_outputs["is_empty"].item():
-            texts = ["" for _ in texts]  # nothing to translate: nothing comes out
-        return [{"translation_text": text} for text in texts]
+            texts = ["" for _ in texts]  # nothing in: nothing out
+        return [{self.output_key: text} for text in texts]
+
+
+class TranslationPipeline(Seq2SeqPipeline):
+    """`pipeline("translation", ...)(text)` -> `[{"translation_text": ...}]`, as transformers 4's pipeline did.
+
+    `pipeline("translation", model=folder, engine="ctranslate2")` translates with CTranslate2 instead of
+    `generate()`: the same translations, faster on CPU, from an export built on first use and cached beside the model
+    (rebuilt when the weights change). It needs this package and ctranslate2 (`pip install "hf_seq2seq[ctranslate2]"`)
+    and a model folder on disk; `num_beams`, `max_new_tokens` and `num_return_sequences` apply."""
+
+    task = "translation"
+    output_key = "translation_text"
+
+    def __init__(self, *args, engine: str = "transformers", **kwargs):
+        super().__init__(*args, **kwargs)
+        if engine not in ("transformers", "ctranslate2"):
+            raise ValueError(f"engine must be 'transformers' or 'ctranslate2', got {engine!r}.")
+        self.ctranslate2 = None
+        if engine == "ctranslate2":
+            try:  # (transformers skips imports inside `try` when it checks what remote code needs)
+                from hf_seq2seq.export_ctranslate2 import ctranslate2_translator, decoding_options
+            except ImportError as error:
+                raise ImportError(f"engine='ctranslate2' needs hf_seq2seq and ctranslate2: pip install "
+                                  f'"hf_seq2seq[ctranslate2]" ({error})') from None
+            self.ctranslate2 = ctranslate2_translator(self.model.name_or_path)
+            self.decoding_options = decoding_options
+
+    def _forward(self, model_inputs, **generate_kwargs):
+        if self.ctranslate2 is None:
+            return super()._forward(model_inputs, **generate_kwargs)
+        is_empty = model_inputs.pop("is_empty")
+        kwargs = self._prepare_generate_kwargs(generate_kwargs)
+        sources = [self.tokenizer.convert_ids_to_tokens(ids[mask.bool()].tolist())
+                   for ids, mask in zip(model_inputs["input_ids"], model_inputs["attention_mask"])]
+        options = self.decoding_options(self.model.name_or_path, kwargs.get("num_beams"), kwargs.get("max_new_tokens"))
+        results = self.ctranslate2.translate_batch(sources, num_hypotheses=kwargs.get("num_return_sequences") or 1,
+                                                   return_alternatives=False, max_input_length=0, **options)
+        rows = [[self.tokenizer.convert_tokens_to_ids(h) for h in result.hypotheses] for result in results]
+        width = max(len(ids) for hypotheses in rows for ids in hypotheses)
+        pad = self.tokenizer.pad_token_id
+        output_ids = torch.tensor([[ids + [pad] * (width - len(ids)) for ids in hypotheses] for hypotheses in rows])
+        return {"output_ids": output_ids, "is_empty": is_empty}
+
+
+class SummarizationPipeline(Seq2SeqPipeline):
+    """`pipeline("summarization", ...)(text)` -> `[{"summary_text": ...}]`, as transformers 4's pipeline did."""
+
+    task = "summarization"
+    output_key = "summary_text"
+
+
+class QuestionAnsweringPipeline(Seq2SeqPipeline):
+    """`pipeline("question-answering", ...)(question=..., context=...)` -> `{"answer": ...}`: the call and output key
+    of transformers 4's (extractive) question-answering pipeline, so code written for it keeps working. The answer
+    is generated, not a span, so there is no `start`/`end`/`score`. Also takes `{"question": ..., "context": ...}`
+    dicts, and lists of questions and contexts (one dict per question)."""
+
+    task = "question-answering"
+    output_key = "answer"
+
+    def __call__(self, inputs=None, question=None, context=None, **kwargs):
+        if inputs is None:
+            if question is None or context is None:
+                raise ValueError("Give `question=` and `context=` (strings, or lists of the same length).")
+            if isinstance(question, list) != isinstance(context, list) or (
+                isinstance(question, list) and len(question) != len(context)
+            ):
+                raise ValueError("`question` and `context` must be two strings or two lists of the same length.")
+            inputs = (
+                [{"question": q, "context": c} for q, c in zip(question, context)]
+                if isinstance(question, list)
+                else {"question": question, "context": context}
+            )
+        result = super().__call__(inputs, **kwargs)
+        if isinstance(inputs, dict) and len(result) == 1:
+            return result[0]  # one question, one answer: a dict, as before
+        return result
+
+    def source_text(self, inputs) -> str:
+        if not isinstance(inputs, dict) or not {"question", "context"} <= inputs.keys():
+            raise ValueError(f"Each input is a dict with `question` and `context`, got {inputs!r:.80}.")
+        if not (inputs["context"] or "").strip():
+            raise ValueError("The context is empty: the answer has to come from it.")
+        if not (inputs["question"] or "").strip():
+            return ""
+        return question_answering_input(inputs["question"], inputs["context"])

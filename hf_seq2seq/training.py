@@ -1,15 +1,13 @@
 """Pieces of the training script that are worth importing on their own: arguments with the paper's recipe as
-defaults, the time budget, checkpoint checks, the BLEU/chrF `compute_metrics`, and the model card."""
+defaults, the time budget and checkpoint checks."""
 
 import json
 import logging
 import os
 import re
-import string
 import time
 from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 from safetensors import safe_open
 from transformers import Seq2SeqTrainingArguments, TrainerCallback
@@ -31,6 +29,11 @@ class ModelArguments:
     tokenizer_name: str | None = field(default=None, metadata={"help": "Use this trained tokenizer (folder or Hub id)."})
     vocab_size: int = field(default=8000, metadata={"help": "Size of a newly trained joint BPE vocabulary."})
     attn_implementation: str = field(default="sdpa", metadata={"help": "eager or sdpa."})
+    init_embeddings: str | None = field(
+        default=None,
+        metadata={"help": "Initialise the token embeddings from a Word2Vec/GloVe vectors file (word2vec text or binary, "
+                  "GloVe text) of d_model dimensions; `hf-seq2seq train-vectors` makes one."},
+    )
 
 
 @dataclass
@@ -56,8 +59,9 @@ class TrainingArguments(Seq2SeqTrainingArguments):
         default="group_by_length", metadata={"help": "group_by_length batches sentences of similar length: less padding."}
     )
     predict_with_generate: bool = True
-    generation_num_beams: int | None = 4
-    generation_max_length: int | None = 128
+    # Unset, the task's own generation defaults apply (tasks.py); set, they override them.
+    generation_num_beams: int | None = None
+    generation_max_length: int | None = None
     eval_strategy: IntervalStrategy | str = "epoch"
     save_strategy: SaveStrategy | str = "epoch"
     save_total_limit: int | None = 2
@@ -65,6 +69,11 @@ class TrainingArguments(Seq2SeqTrainingArguments):
     report_to: None | str | list[str] = "none"
     dataloader_num_workers: int = 0
     seed: int = 42
+    max_tokens_per_batch: int | None = field(
+        default=None,
+        metadata={"help": "Batches of up to N padded source + target tokens per process (fairseq's --max-tokens; "
+                  "8192 here is about fairseq's 4096) instead of per_device_train_batch_size pairs."},
+    )
     max_train_minutes: float | None = field(
         default=None, metadata={"help": "Stop training after this many minutes of wall clock (then save and evaluate)."}
     )
@@ -73,7 +82,8 @@ class TrainingArguments(Seq2SeqTrainingArguments):
         # `accelerate launch --multi_gpu --num_processes N` on a machine without GPUs starts N processes, but
         # Trainer then sees no distributed setup and each process trains alone. Asking for the CPU makes it use
         # the gloo process group the launcher prepared, so the same command runs data-parallel on CPUs.
-        if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available():
+        # Likewise `--bf16` without a GPU: transformers asks for `use_cpu` before it autocasts to bfloat16 on the CPU.
+        if (int(os.environ.get("WORLD_SIZE", "1")) > 1 or self.bf16) and not torch.cuda.is_available():
             self.use_cpu = True
         if not torch.cuda.is_available():
             self.dataloader_pin_memory = False  # pinned memory only helps copies to a GPU
@@ -182,37 +192,3 @@ def resolve_resume(resume: str | None, output_dir: str) -> str | None:
         return folder
     check_checkpoint(resume)
     return resume
-
-
-# --- metrics ------------------------------------------------------------------------------------------------------
-
-
-def make_compute_metrics(tokenizer, metric):
-    """BLEU/chrF of generated ids against the label ids of the same rows (so any sampler order stays aligned)."""
-
-    def compute_metrics(eval_preds):
-        predictions, labels = eval_preds
-        if isinstance(predictions, tuple):
-            predictions = predictions[0]
-        predictions = np.where(predictions != -100, predictions, tokenizer.pad_token_id)
-        labels = np.where(labels != -100, labels, tokenizer.pad_token_id)
-        hypotheses = tokenizer.batch_decode(predictions, skip_special_tokens=True)
-        references = tokenizer.batch_decode(labels, skip_special_tokens=True)
-        scores = metric.compute(predictions=hypotheses, references=references)
-        lengths = [np.count_nonzero(row != tokenizer.pad_token_id) for row in predictions]
-        return {
-            "bleu": round(scores["bleu"], 2),
-            "chrf": round(scores["chrf"], 2),
-            "gen_len": round(float(np.mean(lengths)), 2),
-        }
-
-    return compute_metrics
-
-
-# --- model card ---------------------------------------------------------------------------------------------------
-
-
-def render_model_card(template_path: str, values: dict) -> str:
-    """Fill `$name` placeholders of the top-level model_card.md template (string.Template: `$$` is a dollar)."""
-    with open(template_path, encoding="utf-8") as f:
-        return string.Template(f.read()).substitute(values)

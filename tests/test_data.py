@@ -7,7 +7,8 @@ import pytest
 from datasets import Dataset, DatasetDict
 
 from hf_seq2seq.corpus import NOUNS, generate_corpus, held_out_pairs
-from hf_seq2seq.data import DataArguments, DataError, load_file, load_raw_datasets, tokenize_splits
+from hf_seq2seq.data import DataArguments, DataError, load_file, load_raw_datasets
+from hf_seq2seq.tasks import get_task
 from hf_seq2seq.tokenization import train_tokenizer
 
 SHARED = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")
@@ -59,10 +60,11 @@ def test_reads_the_shared_real_data():
 def test_filters_empty_malformed_and_overlong_with_counts(tmp_path, caplog):
     tsv = write(tmp_path / "t.tsv", "A.\tUn.\n\nno tab here\nB.\t \n" + "C c c c c c c c c c c c.\tD d d d d d d d d d d d.\nE.\tE.\n")
     args = DataArguments(train_file=tsv, max_source_length=6, max_target_length=6)
+    task = get_task("translation")
     with caplog.at_level("WARNING"):
-        splits = load_raw_datasets(args)
-        tokenizer = train_tokenizer((t for row in splits["train"]["translation"] for t in row.values()), vocab_size=300)
-        tokenized = tokenize_splits(splits, tokenizer, args)
+        splits = task.load(args)
+        tokenizer = train_tokenizer(task.corpus(splits["train"]), vocab_size=300)
+        tokenized = task.tokenize(splits, tokenizer, args)
     log = caplog.text
     assert "skipped 1 line(s) without a TAB" in log and "line 3" in log
     assert "dropped 1 pair(s) with an empty side" in log

@@ -68,10 +68,10 @@ def test_pipeline_for_package_users_passes_generation_arguments(trained):
 def test_long_inputs_are_truncated_with_a_warning_or_rejected(trained):
     folder, _ = trained
     translator = translation_pipeline(folder)
-    too_long = "the cat " * 400  # more tokens than the 512 positions
-    with pytest.warns(UserWarning, match="truncated to the model's 512 positions"):
+    too_long = "the cat " * 400  # more tokens than the 128 the model was trained on (and its 512 positions)
+    with pytest.warns(UserWarning, match="truncated to the model's limit of 128 tokens"):
         translator(too_long, max_new_tokens=3)
-    with pytest.raises(ValueError, match="takes at most 512"):
+    with pytest.raises(ValueError, match="takes at most 128"):
         translator(too_long, truncation="error")
 
 

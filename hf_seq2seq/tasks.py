@@ -1,0 +1,480 @@
+"""The uses of the encoder–decoder, and everything that differs between them, in one place.
+
+`train.py --task NAME` takes its task from `TASKS`. A task says
+- which data it reads: the columns of each common layout, and how a record becomes an example: `source` -> `target`
+  text for the text-to-text tasks (translation, summarisation, question answering), `text` -> `label` for
+  classification; which records are bad input;
+- how an example is formatted and cut to length (translation drops over-long training pairs; the others truncate);
+- which model it trains, how it is scored (metric), how it decodes (`generate()` defaults), which pipeline serves
+  it, and what the model card says.
+Everything else (the Trainer, the tokenizer, checkpoints, the time budget) is shared by train.py.
+"""
+
+import logging
+from collections.abc import Callable, Iterator
+
+import numpy as np
+from datasets import ClassLabel, Dataset, DatasetDict, Value, load_dataset
+from transformers import (
+    AutoModelForSeq2SeqLM,
+    AutoModelForSequenceClassification,
+    DataCollatorForSeq2Seq,
+    DataCollatorWithPadding,
+)
+
+from . import metrics
+from .data import BUILTIN, DataArguments, DataError, load_raw_datasets, read_table, require_columns
+from .pipeline_hf_seq2seq import (
+    QuestionAnsweringPipeline,
+    SummarizationPipeline,
+    TranslationPipeline,
+    question_answering_input,
+)
+
+logger = logging.getLogger(__name__)
+
+
+class Task:
+    name: str
+    pipeline_tag: str  # the Hub's name for the task
+    auto_class: type = AutoModelForSeq2SeqLM
+    pipeline_class: type | None = None  # our own pipeline (None: transformers' own serves the task)
+    metric_loader: Callable = staticmethod(metrics.load_bleu_chrf)
+    main_metric: str = "bleu"  # plotted against time; named `eval_<main_metric>` in the Trainer's metrics
+    # (metric key, name on the model card) in the order the card lists them.
+    card_metrics: tuple[tuple[str, str], ...] = ()
+    sample_headers: tuple[str, ...] = ("input", "output", "reference")  # the model card's table of examples
+    # DataArguments fields this task sets when they are not given.
+    data_defaults: dict = {"max_source_length": 128, "max_target_length": 128}
+
+    def apply_defaults(self, args: DataArguments) -> None:
+        for name, value in self.data_defaults.items():
+            if getattr(args, name) is None:
+                setattr(args, name, value)
+
+    # --- data ---------------------------------------------------------------------------------------------------
+
+    def load(self, args: DataArguments) -> DatasetDict:
+        """The splits the arguments name ({"train", "validation", "test"}, those that exist), as examples."""
+        files = {"train": args.train_file, "validation": args.validation_file, "test": args.test_file}
+        if args.dataset_name not in (None, BUILTIN):
+            raw = load_dataset(args.dataset_name, args.dataset_config_name)
+            splits = {name: self.examples(split, args, f"{args.dataset_name}[{name}]") for name, split in raw.items()}
+        elif any(files.values()):
+            splits = {name: self.examples(read_table(path), args, path) for name, path in files.items() if path}
+        else:
+            raise DataError(f"--task {self.name} needs data: give --train_file (and --validation_file) or --dataset_name.")
+        limits = {"train": args.max_train_samples, "validation": args.max_eval_samples, "test": args.max_predict_samples}
+        for name, limit in limits.items():
+            if name in splits and limit is not None:
+                splits[name] = splits[name].select(range(min(limit, len(splits[name]))))
+        return DatasetDict({name: self.check(split, args, name) for name, split in splits.items()})
+
+    def examples(self, raw: Dataset, args: DataArguments, where: str) -> Dataset:
+        """Raw records of any supported layout -> this task's examples."""
+        raise NotImplementedError
+
+    def check(self, split: Dataset, args: DataArguments, name: str) -> Dataset:
+        """Drop (and count) or reject bad examples of a split."""
+        return split
+
+    def corpus(self, split: Dataset) -> Iterator[str]:
+        """The texts a new vocabulary is trained on."""
+        raise NotImplementedError
+
+    # --- model and training -------------------------------------------------------------------------------------
+
+    def config_kwargs(self, splits: DatasetDict, args: DataArguments) -> dict:
+        """Config fields a new model of this task needs (the labels of a classifier)."""
+        return {}
+
+    def collator(self, tokenizer, model):
+        raise NotImplementedError
+
+    def configure_training(self, training_args) -> None:
+        """Adjust Seq2SeqTrainingArguments for this task."""
+
+    def generation_config(self, model, tokenizer, training_args, args: DataArguments) -> dict | None:
+        """`generate()` defaults for generation_config.json; None for a task that does not generate."""
+        return None
+
+    def model_card_usage(self, model_id: str) -> str:
+        raise NotImplementedError
+
+
+# --- text to text -------------------------------------------------------------------------------------------------
+
+
+class TextToTextTask(Task):
+    """Examples are `source` -> `target` text; evaluation generates and scores against `target` (or several
+    `references`)."""
+
+    drop_long_training_pairs = False  # translation drops them; summarisers and readers truncate
+    generation_defaults: dict = {}
+
+    def check(self, split, args, name):
+        kept = split.filter(lambda row: bool(row["source"].strip() and row["target"].strip()),
+                            num_proc=args.preprocessing_num_workers, desc=f"Dropping empty examples ({name})")
+        if len(kept) < len(split):
+            logger.warning("%s: dropped %d example(s) with an empty source or target.", name, len(split) - len(kept))
+        if len(kept) == 0:
+            raise DataError(f"The {name} split has no usable example (all {len(split)} are empty). Check the data.")
+        return kept
+
+    def corpus(self, split):
+        for batch in split.iter(batch_size=1000):  # streamed: the column is never one Python list
+            yield from batch["source"]
+            yield from batch["target"]
+
+    def tokenize(self, splits: DatasetDict, tokenizer, args: DataArguments) -> DatasetDict:
+        """`input_ids`/`attention_mask` from `source`, `labels` from `target`, cut to the length limits: training
+        pairs of translation that do not fit are dropped, everything else is truncated; both are counted."""
+        eos = tokenizer.eos_token_id
+
+        def cut(ids: list[int], limit: int) -> list[int]:
+            # What the tokenizer's truncation does: keep the first tokens, end with </s>.
+            return ids if len(ids) <= limit else ids[: limit - 1] + [eos]
+
+        def encode(batch):
+            sources = tokenizer(batch["source"])["input_ids"]
+            targets = tokenizer(text_target=batch["target"])["input_ids"]
+            long_source = [len(ids) > args.max_source_length for ids in sources]
+            long_target = [len(ids) > args.max_target_length for ids in targets]
+            sources = [cut(ids, args.max_source_length) for ids in sources]
+            targets = [cut(ids, args.max_target_length) for ids in targets]
+            return {"input_ids": sources, "attention_mask": [[1] * len(ids) for ids in sources], "labels": targets,
+                    "long_source": long_source, "long_target": long_target}
+
+        tokenized = DatasetDict()
+        for name, split in splits.items():
+            encoded = split.map(encode, batched=True, remove_columns=split.column_names,
+                                num_proc=args.preprocessing_num_workers, desc=f"Tokenizing {name}")
+            long_sources, long_targets = sum(encoded["long_source"]), sum(encoded["long_target"])
+            if name == "train" and self.drop_long_training_pairs:
+                kept = encoded.filter(lambda row: not (row["long_source"] or row["long_target"]),
+                                      num_proc=args.preprocessing_num_workers, desc="Dropping over-long pairs")
+                if len(kept) < len(encoded):
+                    logger.warning("train: dropped %d pair(s) longer than --max_source_length %d / --max_target_length %d "
+                                   "tokens.", len(encoded) - len(kept), args.max_source_length, args.max_target_length)
+                if len(kept) == 0:
+                    raise DataError("No training pair fits --max_source_length/--max_target_length: raise them.")
+                encoded = kept
+            elif long_sources or long_targets:
+                logger.warning("%s: truncated %d source(s) to --max_source_length %d and %d target(s) to "
+                               "--max_target_length %d tokens.", name, long_sources, args.max_source_length,
+                               long_targets, args.max_target_length)
+            tokenized[name] = encoded.remove_columns(["long_source", "long_target"])
+        return tokenized
+
+    def collator(self, tokenizer, model):
+        return DataCollatorForSeq2Seq(tokenizer, model=model, label_pad_token_id=-100)
+
+    def generation_config(self, model, tokenizer, training_args, args):
+        settings = dict(self.generation_defaults)
+        if training_args.generation_num_beams is not None:
+            settings["num_beams"] = training_args.generation_num_beams
+        if training_args.generation_max_length is not None:
+            settings.pop("max_new_tokens", None)
+            settings["max_length"] = training_args.generation_max_length
+        return settings
+
+    # --- scoring ------------------------------------------------------------------------------------------------
+
+    def compute_metrics(self, tokenizer, splits: DatasetDict, tokenized: DatasetDict) -> Callable:
+        """`compute_metrics` for Seq2SeqTrainer: decode the generated ids and score them against the references."""
+        metric = self.metric_loader()
+
+        def compute(eval_preds):
+            predictions = eval_preds.predictions[0] if isinstance(eval_preds.predictions, tuple) else eval_preds.predictions
+            predictions = np.where(predictions != -100, predictions, tokenizer.pad_token_id)
+            hypotheses = tokenizer.batch_decode(predictions, skip_special_tokens=True)
+            scores = self.score(metric, hypotheses, self.references(eval_preds, tokenizer))
+            lengths = [np.count_nonzero(row != tokenizer.pad_token_id) for row in predictions]
+            return {**scores, "gen_len": round(float(np.mean(lengths)), 2)}
+
+        return compute
+
+    def references(self, eval_preds, tokenizer) -> list:
+        """The reference of each evaluated row, decoded from its labels (so any evaluation order stays aligned)."""
+        labels = np.where(eval_preds.label_ids != -100, eval_preds.label_ids, tokenizer.pad_token_id)
+        return tokenizer.batch_decode(labels, skip_special_tokens=True)
+
+    def score(self, metric, hypotheses: list[str], references: list) -> dict:
+        scores = metric.compute(predictions=hypotheses, references=references)
+        return {key: round(scores[key], 2) for key, _ in self.card_metrics}
+
+    def samples(self, model, tokenizer, split: Dataset, n: int = 5) -> list[tuple[str, str, str]]:
+        """(input, output, reference) for the model card."""
+        rows = split.select(range(min(n, len(split))))
+        batch = tokenizer(list(rows["source"]), return_tensors="pt", padding=True, truncation=True,
+                          max_length=model.config.max_position_embeddings).to(model.device)
+        outputs = tokenizer.batch_decode(model.eval().generate(**batch), skip_special_tokens=True)
+        return [(source, output, target) for source, output, target in zip(rows["source"], outputs, rows["target"])]
+
+
+class TranslationTask(TextToTextTask):
+    name = pipeline_tag = "translation"
+    pipeline_class = TranslationPipeline
+    main_metric = "bleu"
+    card_metrics = (("bleu", "sacreBLEU"), ("chrf", "chrF"))
+    sample_headers = ("source", "translation", "reference")
+    drop_long_training_pairs = True
+    generation_defaults = {"num_beams": 4, "max_length": 128}
+
+    def load(self, args):
+        # Parallel text has formats of its own (TSV without a header, line-aligned files) and a built-in corpus.
+        pairs = load_raw_datasets(args)
+        source, target = args.source_lang, args.target_lang
+        return DatasetDict({
+            name: split.map(lambda row: {"source": row["translation"][source], "target": row["translation"][target]},
+                            remove_columns=split.column_names, desc=f"Reading {name}")
+            for name, split in pairs.items()
+        })
+
+    def check(self, split, args, name):
+        return split  # load_raw_datasets dropped and counted the empty pairs
+
+    def model_card_usage(self, model_id):
+        return (f'translator = pipeline("translation", model="{model_id}", trust_remote_code=True)\n'
+                'print(translator("The cat sleeps.", num_beams=4))  # [{\'translation_text\': ...}]')
+
+
+class SummarizationTask(TextToTextTask):
+    name = pipeline_tag = "summarization"
+    pipeline_class = SummarizationPipeline
+    metric_loader = staticmethod(metrics.load_rouge)
+    main_metric = "rouge1"
+    card_metrics = (("rouge1", "ROUGE-1"), ("rouge2", "ROUGE-2"), ("rougeL", "ROUGE-L"), ("rougeLsum", "ROUGE-Lsum"))
+    sample_headers = ("text", "summary", "reference")
+    data_defaults = {"max_source_length": 512, "max_target_length": 128}
+    # Usual names of the text and summary columns: DialogSum, XSum and the like, CNN/DailyMail, arXiv/PubMed.
+    text_columns = ("dialogue", "document", "article", "text")
+    summary_columns = ("summary", "highlights", "abstract")
+    generation_defaults = {"num_beams": 4, "max_new_tokens": 96, "no_repeat_ngram_size": 3}
+
+    def examples(self, raw, args, where):
+        text = args.text_column or next((c for c in self.text_columns if c in raw.column_names), self.text_columns[0])
+        summary = args.summary_column or next((c for c in self.summary_columns if c in raw.column_names), self.summary_columns[0])
+        require_columns(raw, {"text": text, "summary": summary}, where)
+        prefix = args.source_prefix or ""
+        return raw.map(lambda row: {"source": prefix + (row[text] or ""), "target": row[summary] or ""},
+                       remove_columns=raw.column_names, desc=f"Reading {where}")
+
+    def model_card_usage(self, model_id):
+        return (f'summarizer = pipeline("summarization", model="{model_id}", trust_remote_code=True)\n'
+                'print(summarizer("#Person1#: Shall we go out tonight?\\n#Person2#: Yes, to the cinema."))  '
+                "# [{'summary_text': ...}]")
+
+
+class QuestionAnsweringTask(TextToTextTask):
+    """Generative question answering: `question: ... context: ...` -> the answer's text (as transformers'
+    run_seq2seq_qa.py and T5 do). Scored with SQuAD's exact match and F1, against every reference answer."""
+
+    name = pipeline_tag = "question-answering"
+    pipeline_class = QuestionAnsweringPipeline
+    metric_loader = staticmethod(metrics.load_squad)
+    main_metric = "f1"
+    card_metrics = (("exact_match", "Exact match"), ("f1", "F1"))
+    sample_headers = ("input", "answer", "reference answers")
+    data_defaults = {"max_source_length": 384, "max_target_length": 32}
+    generation_defaults = {"num_beams": 4, "max_new_tokens": 32}
+
+    def examples(self, raw, args, where):
+        columns = {"question": args.question_column or "question", "context": args.context_column or "context",
+                   "answer": args.answer_column or ("answers" if "answers" in raw.column_names else "answer")}
+        require_columns(raw, columns, where)
+
+        def example(row):
+            answers = row[columns["answer"]]
+            if isinstance(answers, dict):  # the Hub's layout: {"text": [...], "answer_start": [...]}
+                answers = answers.get("text") or []
+            elif isinstance(answers, str) or answers is None:
+                answers = [answers] if answers else []
+            answers = [a for a in answers if a and a.strip()]
+            context = row[columns["context"]] or ""
+            return {"source": question_answering_input(row[columns["question"]] or "", context),
+                    "target": answers[0] if answers else "", "references": answers, "context_is_empty": not context.strip()}
+
+        return raw.map(example, remove_columns=raw.column_names, desc=f"Reading {where}")
+
+    def check(self, split, args, name):
+        empty = list(split["context_is_empty"])
+        if any(empty):
+            raise DataError(f"{name}: question {empty.index(True) + 1} has an empty context. Every question needs the "
+                            "text its answer comes from: fix or remove these records.")
+        unanswered = [i for i, references in enumerate(split["references"]) if not references]
+        if unanswered and name == "train":
+            raise DataError(f"train: {len(unanswered)} question(s) have no answer (the first is record "
+                            f"{unanswered[0] + 1}). A model learns to answer from answered questions: give each one its "
+                            "answer text, or remove them.")
+        if unanswered:  # nothing to score them against (SQuAD v1.1 answers every question)
+            logger.warning("%s: left out %d question(s) without a reference answer.", name, len(unanswered))
+            split = split.filter(lambda row: bool(row["references"]))
+        return split.remove_columns("context_is_empty")
+
+    def corpus(self, split):
+        seen = set()  # a context comes with several questions: count it once
+        for batch in split.iter(batch_size=1000):
+            for source, target in zip(batch["source"], batch["target"]):
+                question, _, context = source.partition(" context: ")
+                yield question
+                yield target
+                if context not in seen:
+                    seen.add(context)
+                    yield context
+
+    def configure_training(self, training_args):
+        # Each question is scored against all its reference answers: compute_metrics finds them by the input ids.
+        if "inputs" not in training_args.include_for_metrics:
+            training_args.include_for_metrics = [*training_args.include_for_metrics, "inputs"]
+
+    def compute_metrics(self, tokenizer, splits, tokenized):
+        self._references = {}  # input ids -> reference answers (the same question twice: all answers of both)
+        for name, split in tokenized.items():
+            if name != "train":
+                for ids, references in zip(split["input_ids"], splits[name]["references"]):
+                    known = self._references.setdefault(tuple(ids), [])
+                    known.extend(r for r in references if r not in known)
+        return super().compute_metrics(tokenizer, splits, tokenized)
+
+    def references(self, eval_preds, tokenizer):
+        pad = tokenizer.pad_token_id
+        return [self._references[tuple(int(t) for t in row if t not in (pad, -100))] for row in eval_preds.inputs]
+
+    def samples(self, model, tokenizer, split, n=5):
+        return [(source, output, " | ".join(references)) for (source, output, _), references
+                in zip(super().samples(model, tokenizer, split, n), split["references"])]
+
+    def model_card_usage(self, model_id):
+        return (f'reader = pipeline("question-answering", model="{model_id}", trust_remote_code=True)\n'
+                'print(reader(question="Where is the cat?", context="The cat sleeps on the mat."))  '
+                "# {'answer': ...}")
+
+
+# --- sentence -> label --------------------------------------------------------------------------------------------
+
+
+class TextClassificationTask(Task):
+    """Examples are `text` -> `label` (an index into the label names, which come from the data)."""
+
+    name = pipeline_tag = "text-classification"
+    auto_class = AutoModelForSequenceClassification
+    metric_loader = staticmethod(metrics.load_accuracy_f1)
+    main_metric = "accuracy"
+    card_metrics = (("accuracy", "Accuracy"), ("f1", "F1"))
+    sample_headers = ("text", "predicted", "label")
+    text_columns = ("sentence", "text")
+
+    def examples(self, raw, args, where):
+        text = args.text_column or next((c for c in self.text_columns if c in raw.column_names), self.text_columns[0])
+        label = args.label_column or "label"
+        require_columns(raw, {"text": text, "label": label}, where)
+        dataset = raw.select_columns([text, label])
+        renames = {name: role for name, role in ((text, "text"), (label, "label")) if name != role}
+        dataset = dataset.rename_columns(renames) if renames else dataset
+        return dataset.map(lambda row: {"text": (row["text"] or "").strip()}, desc=f"Reading {where}")
+
+    def load(self, args):
+        splits = super().load(args)
+        if "train" not in splits:
+            raise DataError("--task text-classification needs training data (--train_file or --dataset_name) to know "
+                            "its labels.")
+        train_labels = set(splits["train"]["label"])
+        if len(train_labels) < 2:
+            raise DataError(f"train: every example has the label {train_labels.pop()!r}. A classifier needs at least "
+                            "two classes in its training data.")
+        feature = splits["train"].features["label"]
+        if isinstance(feature, ClassLabel):  # the Hub's layout names its labels
+            self.label_names = list(feature.names)
+        elif args.class_names:
+            self.label_names = [name.strip() for name in args.class_names.split(",")]
+        else:  # the values themselves (integers in numeric order)
+            self.label_names = [str(value) for value in sorted(train_labels)]
+        return DatasetDict({name: self._label_ids(split, args, name) for name, split in splits.items()})
+
+    def _label_ids(self, split: Dataset, args, name: str) -> Dataset:
+        """Labels as indices into `label_names`; a value outside them is an error."""
+        if isinstance(split.features["label"], ClassLabel):
+            return split.cast_column("label", Value("int64"))
+        # Integer labels with --class_names are indices into them; any other value is looked up by its text.
+        by_index = bool(args.class_names) and split.features["label"].dtype.startswith("int")
+        ids = {label: i for i, label in enumerate(self.label_names)}
+
+        def label_id(value) -> int:
+            if by_index:
+                return value if 0 <= value < len(ids) else -1
+            return ids.get(str(value), -1)
+
+        values = list(split["label"])
+        labels = [label_id(value) for value in values]
+        if -1 in labels:
+            bad = values[labels.index(-1)]
+            raise DataError(f"{name}: the label {bad!r} (example {labels.index(-1) + 1}) is not among the labels "
+                            f"{self.label_names}. Fix the data, or name every label with --class_names.")
+        return split.remove_columns("label").add_column("label", labels)
+
+    def check(self, split, args, name):
+        kept = split.filter(lambda row: bool(row["text"]), desc=f"Dropping empty texts ({name})")
+        if len(kept) < len(split):
+            logger.warning("%s: dropped %d example(s) with an empty text.", name, len(split) - len(kept))
+        if len(kept) == 0:
+            raise DataError(f"The {name} split has no text to classify.")
+        return kept
+
+    def corpus(self, split):
+        for batch in split.iter(batch_size=1000):
+            yield from batch["text"]
+
+    def config_kwargs(self, splits, args):
+        names = self.label_names
+        return {"num_labels": len(names), "id2label": dict(enumerate(names)), "label2id": {n: i for i, n in enumerate(names)}}
+
+    def tokenize(self, splits, tokenizer, args):
+        def encode(batch):
+            encoded = tokenizer(batch["text"], truncation=True, max_length=args.max_source_length)
+            return {**encoded, "labels": batch["label"]}
+
+        return DatasetDict({name: split.map(encode, batched=True, remove_columns=split.column_names,
+                                            desc=f"Tokenizing {name}") for name, split in splits.items()})
+
+    def collator(self, tokenizer, model):
+        return DataCollatorWithPadding(tokenizer)
+
+    def configure_training(self, training_args):
+        training_args.predict_with_generate = False  # a label, not a sentence
+
+    def compute_metrics(self, tokenizer, splits, tokenized):
+        metric = self.metric_loader()
+
+        def compute(eval_preds):
+            logits = eval_preds.predictions[0] if isinstance(eval_preds.predictions, tuple) else eval_preds.predictions
+            scores = metric.compute(predictions=logits.argmax(-1), references=eval_preds.label_ids,
+                                    num_labels=len(self.label_names))
+            return {key: round(scores[key], 2) for key, _ in self.card_metrics}
+
+        return compute
+
+    def samples(self, model, tokenizer, split, n=5):
+        import torch
+
+        rows = split.select(range(min(n, len(split))))
+        batch = tokenizer(list(rows["text"]), return_tensors="pt", padding=True).to(model.device)
+        with torch.no_grad():
+            predicted = model.eval()(**batch).logits.argmax(-1).tolist()
+        names = model.config.id2label
+        return [(text, names[p], names[label]) for text, p, label in zip(rows["text"], predicted, rows["label"])]
+
+    def model_card_usage(self, model_id):
+        return (f'classifier = pipeline("text-classification", model="{model_id}", trust_remote_code=True)\n'
+                'print(classifier("A gripping, beautifully acted film."))  # [{\'label\': ..., \'score\': ...}]')
+
+
+TASKS: dict[str, type[Task]] = {
+    task.name: task for task in (TranslationTask, SummarizationTask, QuestionAnsweringTask, TextClassificationTask)
+}
+
+
+def get_task(name: str) -> Task:
+    if name not in TASKS:
+        raise ValueError(f"Unknown --task {name!r}; choose one of {sorted(TASKS)}.")
+    return TASKS[name]()
