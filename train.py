@@ -29,7 +29,7 @@ from transformers import AutoTokenizer, GenerationConfig, HfArgumentParser, Inte
 from hf_seq2seq import HFSeq2SeqConfig
 from hf_seq2seq.alignment import plot_training_curve
 from hf_seq2seq.batching import TokenBudgetSeq2SeqTrainer
-from hf_seq2seq.data import BUILTIN, DataArguments
+from hf_seq2seq.data import BUILTIN, DataArguments, check_streaming, split_summary
 from hf_seq2seq.hub import model_card, save_bundle
 from hf_seq2seq.tasks import Task, get_task
 from hf_seq2seq.tokenization import train_tokenizer
@@ -107,14 +107,16 @@ def main(argv=None, trainer_class=TokenBudgetSeq2SeqTrainer):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     task = get_task(data_args.task)
     task.apply_defaults(data_args)
+    check_streaming(data_args, training_args)
     resume = resolve_resume(training_args.resume_from_checkpoint, training_args.output_dir)
     set_seed(training_args.seed)
 
     splits = task.load(data_args)
-    logger.info("Data: %s", ", ".join(f"{name} {len(split)} examples" for name, split in splits.items()))
+    logger.info("Data: %s", split_summary(splits))
     if "train" not in splits:
         raise SystemExit("No training data: give --train_file or --dataset_name (or nothing, for the built-in corpus).")
-    tokenizer = load_or_train_tokenizer(model_args, training_args, task.corpus(splits["train"]))
+    texts = task.corpus(splits["train"], max_examples=model_args.tokenizer_train_samples)
+    tokenizer = load_or_train_tokenizer(model_args, training_args, texts)
     model = build_model(task, model_args, tokenizer, task.config_kwargs(splits, data_args))
     if model_args.init_embeddings:
         from hf_seq2seq.word_vectors import init_token_embeddings, load_word_vectors
@@ -142,6 +144,9 @@ def main(argv=None, trainer_class=TokenBudgetSeq2SeqTrainer):
 
     with training_args.main_process_first(desc="tokenizing"):
         tokenized = task.tokenize(splits, tokenizer, data_args)
+    if data_args.streaming:  # a stream is shuffled as it is read, within a buffer; set_epoch reseeds it every epoch
+        seed = training_args.seed if training_args.data_seed is None else training_args.data_seed
+        tokenized["train"] = tokenized["train"].shuffle(seed=seed, buffer_size=data_args.shuffle_buffer_size)
     eval_dataset = tokenized.get("validation")
     if eval_dataset is None:
         training_args.eval_strategy = IntervalStrategy.NO
@@ -163,7 +168,9 @@ def main(argv=None, trainer_class=TokenBudgetSeq2SeqTrainer):
     if trainer.is_world_process_zero():
         # Weights, config (auto_map, custom_pipelines), code files, tokenizer, generation config: the Hub bundle.
         save_bundle(trainer.model, tokenizer, training_args.output_dir, task.name)
-    metrics = dict(train_result.metrics, train_samples=len(tokenized["train"]), global_step=train_result.global_step)
+    metrics = dict(train_result.metrics, global_step=train_result.global_step)
+    if not data_args.streaming:  # a stream's length is unknown
+        metrics["train_samples"] = len(tokenized["train"])
     trainer.log_metrics("train", metrics)
     trainer.save_metrics("train", metrics)
 
@@ -184,8 +191,8 @@ def main(argv=None, trainer_class=TokenBudgetSeq2SeqTrainer):
         plot_training_curve(training_args.output_dir, metric=task.main_metric)
         samples = task.samples(trainer.model, tokenizer, splits[split or "train"])
         print(f"\nExamples ({split or 'train'}):")
-        for row in samples:
-            print("  " + "\n    -> ".join(str(cell)[:300] for cell in row))
+        for source, output, reference in samples:
+            print(f"  {source[:300]}\n    -> {output}\n    ({task.sample_headers[2]}: {reference})")
         write_model_card(training_args, model_args, data_args, task, trainer.model, results, metrics, samples, command)
         if push_to_hub:
             push_folder(training_args.output_dir, training_args.hub_model_id, private=training_args.hub_private_repo)

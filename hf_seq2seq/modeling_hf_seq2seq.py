@@ -18,7 +18,7 @@ from transformers.activations import ACT2FN
 from transformers.cache_utils import Cache, DynamicCache, EncoderDecoderCache
 from transformers.conversion_mapping import register_checkpoint_conversion_mapping
 from transformers.core_model_loading import Concatenate, WeightConverter
-from transformers.generation import GenerationMixin
+from transformers.generation import GenerationMixin, LogitsProcessor, LogitsProcessorList
 from transformers.masking_utils import create_bidirectional_mask, create_causal_mask
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import (
@@ -374,6 +374,25 @@ class HFSeq2SeqBeamSearchCache(EncoderDecoderCache):
         self.self_attention_cache.reorder_cache(beam_idx)
 
 
+class SourceLengthBound(LogitsProcessor):
+    """fairseq's length bound: a sentence generates at most `max_len_a * source_length + max_len_b` tokens, its final
+    `</s>` included; at that length `</s>` is the only choice. A confused model then stops after a few words more
+    than its source instead of repeating itself until `max_length`. `limits` holds one bound per source sentence;
+    rows of the search (beams, returned sequences) follow their sentence."""
+
+    def __init__(self, limits: torch.Tensor, eos_token_id: int):
+        self.limits, self.eos_token_id, self.start = limits, eos_token_id, None
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        if self.start is None:  # the decoder prompt (the start token) is not generated
+            self.start = input_ids.shape[1]
+            self.limits = self.limits.to(scores.device).repeat_interleave(input_ids.shape[0] // len(self.limits))
+        last = (input_ids.shape[1] - self.start + 1) >= self.limits  # the token chosen now is the last one allowed
+        eos_only = torch.full_like(scores[0], float("-inf"))
+        eos_only[self.eos_token_id] = 0
+        return torch.where(last[:, None], scores + eos_only, scores)
+
+
 class HFSeq2SeqPreTrainedModel(PreTrainedModel):
     config_class = HFSeq2SeqConfig
     config: HFSeq2SeqConfig
@@ -623,6 +642,23 @@ class HFSeq2SeqForConditionalGeneration(HFSeq2SeqPreTrainedModel, GenerationMixi
 
     def set_output_embeddings(self, new_embeddings: nn.Linear):
         self.lm_head = new_embeddings
+
+    def generate(self, inputs=None, generation_config=None, logits_processor=None, **kwargs):
+        """`GenerationMixin.generate`, plus fairseq's source-length bound when the generation config (or the call)
+        sets `max_len_a` and `max_len_b`: each sentence stops at `max_len_a * source_tokens + max_len_b` new tokens
+        (see `SourceLengthBound`)."""
+        config = generation_config if generation_config is not None else self.generation_config
+        max_len_a = kwargs.pop("max_len_a", getattr(config, "max_len_a", None))
+        max_len_b = kwargs.pop("max_len_b", getattr(config, "max_len_b", None))
+        source = inputs if inputs is not None else kwargs.get("input_ids")
+        if max_len_a is not None and max_len_b is not None and source is not None and source.dim() == 2:
+            mask = kwargs.get("attention_mask")
+            lengths = mask.sum(1) if mask is not None else torch.full((source.shape[0],), source.shape[1])
+            limits = (max_len_a * lengths + max_len_b).long().clamp(min=1)
+            eos = config.eos_token_id if config.eos_token_id is not None else self.config.eos_token_id
+            eos = eos[0] if isinstance(eos, list) else eos
+            logits_processor = LogitsProcessorList([*(logits_processor or []), SourceLengthBound(limits, eos)])
+        return super().generate(inputs, generation_config, logits_processor=logits_processor, **kwargs)
 
     def _prepare_cache_for_generation(self, generation_config, model_kwargs: dict, *args, **kwargs):
         """generate() builds its cache here: the same one, as an HFSeq2SeqBeamSearchCache. A cache the caller

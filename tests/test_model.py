@@ -517,3 +517,41 @@ def test_a_checkpoint_without_its_embeddings_reports_them_missing(tmp_path):
     tiny_model().save_pretrained(tmp_path / "complete")
     _, info = HFSeq2SeqForConditionalGeneration.from_pretrained(tmp_path / "complete", output_loading_info=True)
     assert info["missing_keys"] == set() and info["unexpected_keys"] == set()
+
+
+# --- output length that follows the source (fairseq's max_len_a * src_len + max_len_b) -----------------------------
+
+
+@pytest.mark.parametrize("settings", [dict(num_beams=1), dict(num_beams=4), dict(num_beams=4, num_return_sequences=2),
+                                      dict(do_sample=True, num_return_sequences=3)], ids=["greedy", "beam4", "beam4x2", "sample"])
+def test_source_length_bound_stops_each_sentence_at_its_own_limit(settings):
+    model = tiny_model(seed=1)  # untrained: it never chooses </s> by itself within 40 tokens
+    input_ids, attention_mask = padded_batch([8, 3, 5])
+    torch.manual_seed(0)
+    free = model.generate(input_ids=input_ids, attention_mask=attention_mask, max_new_tokens=40, **settings)
+    assert (free[:, -1] != EOS).all(), "the check needs a model that runs on"
+    torch.manual_seed(0)
+    bounded = model.generate(input_ids=input_ids, attention_mask=attention_mask, max_new_tokens=40,
+                             max_len_a=1.5, max_len_b=2, **settings)
+    per_sentence = bounded.shape[0] // 3
+    for row, ids in enumerate(bounded.tolist()):
+        limit = int(1.5 * [8, 3, 5][row // per_sentence] + 2)
+        generated = [t for t in ids[1:] if t != PAD]
+        assert len(generated) <= limit and generated[-1] == EOS, (row, generated, limit)
+        if settings.get("num_beams", 1) == 1 and not settings.get("do_sample"):
+            assert len(generated) == limit  # greedy runs on to the limit, which ends it with </s>
+            assert generated[:-1] == [t for t in free[row].tolist()[1:limit]]  # the same tokens until then
+
+
+def test_source_length_bound_comes_from_the_generation_config(tmp_path):
+    model = tiny_model(seed=1)
+    input_ids, attention_mask = padded_batch([6, 4])
+    model.generation_config = GenerationConfig(max_new_tokens=40, max_len_a=1.0, max_len_b=3, decoder_start_token_id=BOS,
+                                               eos_token_id=EOS, pad_token_id=PAD)
+    model.save_pretrained(tmp_path)
+    assert json.loads((tmp_path / "generation_config.json").read_text())["max_len_a"] == 1.0
+    loaded = HFSeq2SeqForConditionalGeneration.from_pretrained(tmp_path).eval()
+    out = loaded.generate(input_ids=input_ids, attention_mask=attention_mask)
+    assert [len([t for t in row[1:] if t != PAD]) for row in out.tolist()] == [9, 7]
+    unbounded = loaded.generate(input_ids=input_ids, attention_mask=attention_mask, max_len_a=None)
+    assert unbounded.shape[1] == 41
