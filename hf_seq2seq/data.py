@@ -13,6 +13,11 @@ translation data sets. Supported, with the argument names of transformers' `run_
   - line-aligned plain text: `train.en` + `train.fr` (Multi30k, WMT releases), given as either file or as the
     common prefix `train`;
 - nothing: the built-in demonstration corpus (`hf_seq2seq.corpus`).
+
+Files become Arrow tables on disk through `datasets`' builders (JSON, CSV) or generators read line by line (TSV, line-
+aligned text, SQuAD), memory-mapped and cached: reading WMT14's 36 million pairs never holds them in Python lists.
+With `--streaming` the training split is an `IterableDataset` instead, read as training goes; the evaluation splits,
+small, are still read into Datasets.
 """
 
 import csv
@@ -20,8 +25,17 @@ import json
 import logging
 import os
 from dataclasses import dataclass, field
+from itertools import zip_longest
 
-from datasets import Dataset, DatasetDict, load_dataset
+from datasets import (
+    Dataset,
+    DatasetDict,
+    Features,
+    IterableDataset,
+    Value,
+    load_dataset,
+)
+from datasets.exceptions import DatasetGenerationError
 
 logger = logging.getLogger(__name__)
 
@@ -78,10 +92,141 @@ class DataArguments:
     max_predict_samples: int | None = field(default=None, metadata={"help": "Use only the first N test pairs."})
     preprocessing_num_workers: int | None = field(default=None, metadata={"help": "Processes for `datasets.map`."})
     builtin_train_size: int = field(default=40000, metadata={"help": "Training pairs of the built-in corpus."})
+    streaming: bool = field(
+        default=False,
+        metadata={"help": "Read the training split as training goes (a `datasets.IterableDataset`): nothing is "
+                  "converted or held up front. Needs --max_steps. Evaluation splits are still read in full. What a "
+                  "stream drops or truncates is logged as it is read, not counted up front."},
+    )
+    shuffle_buffer_size: int = field(
+        default=10_000,
+        metadata={"help": "With --streaming: training examples are shuffled within a buffer of this many."},
+    )
 
 
 class DataError(ValueError):
     """Unusable input data. The message names the file, the line where it applies, and the fix."""
+
+
+# --- Datasets and streams alike -------------------------------------------------------------------------------------
+
+
+def is_stream(dataset) -> bool:
+    return isinstance(dataset, IterableDataset)
+
+
+def streams(args: DataArguments, split: str) -> bool:
+    """Whether `split` is read as a stream: the training split, with --streaming."""
+    return args.streaming and split == "train"
+
+
+def map_options(dataset, desc: str, num_proc: int | None = None) -> dict:
+    """The options of `Dataset.map`/`filter` that a stream has not: its functions run lazily, as rows are read."""
+    return {} if is_stream(dataset) else {"desc": desc, "num_proc": num_proc}
+
+
+def column_names(dataset) -> list[str]:
+    """A stream read by a builder that infers its columns (CSV) or mapped without `features` does not know its
+    columns before it is read: the first row tells."""
+    if dataset.column_names is not None:
+        return dataset.column_names
+    row = next(iter(dataset.take(1)), None)
+    if row is None:
+        raise DataError("The training stream is empty. Check --train_file/--dataset_name.")
+    return list(row)
+
+
+def first(dataset, n: int):
+    """The first `n` rows, lazily for a stream."""
+    return dataset.take(n) if is_stream(dataset) else dataset.select(range(min(n, len(dataset))))
+
+
+def head(dataset, n: int | None = None) -> Dataset:
+    """The first `n` rows (all: None) as a Dataset, a stream's included."""
+    if not is_stream(dataset):
+        return dataset if n is None else first(dataset, n)
+    return Dataset.from_list(list(dataset if n is None else dataset.take(n)), features=dataset.features)
+
+
+def split_summary(splits) -> str:
+    """`train 1000 examples, validation 100 examples`; a stream has no length until it is read."""
+    return ", ".join(f"{name} streamed" if is_stream(split) else f"{name} {len(split)} examples"
+                     for name, split in splits.items())
+
+
+class RunningCount:
+    """Counts what is dropped or cut from a stream, which has no length to count up front, and logs the count as it
+    grows: at the 1st, 10th, 100th, ... time. `message` has one `%d`, the count so far."""
+
+    def __init__(self, message: str):
+        self.message, self.count, self.next_report = message, 0, 1
+
+    def add(self, n: int = 1) -> None:
+        self.count += n
+        if self.count >= self.next_report:
+            logger.warning(self.message, self.count)
+            while self.next_report <= self.count:
+                self.next_report *= 10
+
+
+def counted(predicate, message: str):
+    """A batched filter for a stream: keeps what `predicate` keeps, and logs how many it dropped as it goes."""
+    dropped = RunningCount(message)
+
+    def keep(*columns) -> list[bool]:
+        flags = predicate(*columns)
+        dropped.add(flags.count(False))
+        return flags
+
+    return keep
+
+
+def check_streaming(args: DataArguments, training_args) -> None:
+    """What training on a stream needs, checked before any data is read."""
+    if not args.streaming:
+        return
+    if training_args.max_steps <= 0:
+        raise DataError("--streaming reads the training data as training goes, so the length of an epoch is unknown: "
+                        "set --max_steps to the number of optimizer steps to train.")
+    if getattr(training_args, "max_tokens_per_batch", None):
+        raise DataError("--max_tokens_per_batch sorts the whole training set by length before training, which a "
+                        "stream does not allow: with --streaming, batch by --per_device_train_batch_size.")
+    if not args.train_file and args.dataset_name in (None, BUILTIN):
+        raise DataError("--streaming reads --train_file or --dataset_name; the built-in corpus is generated in memory.")
+    # Under several processes each one reads the stream and pads its own batches: accelerate gives it every
+    # num_processes-th batch (`IterableDatasetShard`) or its own shards of the data (`IterableDataset.shard`). Its
+    # default for an IterableDataset, dispatch_batches=True, has process 0 read for all and concatenate the batches
+    # of the processes, which fails for batches padded to different lengths.
+    training_args.accelerator_config.dispatch_batches = False
+
+
+def _stamp(path: str) -> tuple:
+    info = os.stat(path)
+    return (os.path.abspath(path), info.st_size, info.st_mtime_ns)
+
+
+def _from_generator(generator, gen_kwargs: dict, streaming: bool = False, features: Features | None = None):
+    """A Dataset (Arrow on disk, cached) or an IterableDataset of `generator(**gen_kwargs)`. datasets caches a Dataset
+    by the generator's code and arguments: the arguments include each file's size and time (`_stamp`), so a changed
+    file is read again."""
+    if streaming:
+        return IterableDataset.from_generator(generator, features=features, gen_kwargs=gen_kwargs)
+    try:
+        return Dataset.from_generator(generator, features=features, gen_kwargs=gen_kwargs)
+    except DatasetGenerationError as error:  # datasets wraps what the generator raised: pass that on
+        if error.__cause__ is not None:
+            raise error.__cause__ from None
+        raise
+
+
+def _check_stream(dataset):
+    """Read a stream's first row now, so that an unreadable or empty file is an error before training starts."""
+    if is_stream(dataset):
+        column_names(dataset)
+    return dataset
+
+
+# --- Parallel text ----------------------------------------------------------------------------------------------------
 
 
 def _check_file(path: str) -> None:
@@ -107,71 +252,101 @@ def _plain_text_pair(path: str, source_lang: str, target_lang: str) -> tuple[str
     return None
 
 
-def _read_lines(path: str) -> list[str]:
-    try:
-        with open(path, encoding="utf-8") as f:
-            return f.read().split("\n")
-    except UnicodeDecodeError as error:
-        raise DataError(f"{path!r} is not UTF-8 text ({error}). Convert it, e.g. `iconv -t utf-8`.") from None
+def _lines(path: str):
+    """The lines of a UTF-8 file, one at a time, split as Python's text files split them ("\n", "\r\n", or an old
+    Mac "\r"). Read as bytes so that an encoding error names its line."""
+    with open(path, "rb") as f:
+        for number, line in enumerate(f, start=1):
+            try:
+                text = line.decode("utf-8")
+            except UnicodeDecodeError as error:
+                raise DataError(f"{path!r} is not UTF-8 text (line {number}: {error}). Convert it, e.g. "
+                                "`iconv -t utf-8`.") from None
+            yield from text.removesuffix("\n").removesuffix("\r").split("\r")
 
 
-def _load_plain_text(source: str, target: str, source_lang: str, target_lang: str) -> Dataset:
-    src_lines, tgt_lines = _read_lines(source), _read_lines(target)
-    for lines in (src_lines, tgt_lines):
-        if lines and lines[-1] == "":
-            lines.pop()  # the final newline
-    if len(src_lines) != len(tgt_lines):
-        raise DataError(
-            f"{source!r} has {len(src_lines)} lines but {target!r} has {len(tgt_lines)}: line-aligned files must "
-            "have one sentence per line on both sides."
-        )
-    rows = [{"translation": {source_lang: s.strip(), target_lang: t.strip()}} for s, t in zip(src_lines, tgt_lines)]
-    return Dataset.from_list(rows)
+def _translation_features(source_lang: str, target_lang: str) -> Features:
+    return Features({"translation": {source_lang: Value("string"), target_lang: Value("string")}})
 
 
-def _load_tsv(path: str, source_lang: str, target_lang: str) -> Dataset:
-    """`en<TAB>fr[<TAB>attribution...]`, one pair a line; lines without two columns are dropped and counted."""
-    rows, malformed = [], []
-    for number, line in enumerate(_read_lines(path), start=1):
-        line = line.rstrip("\r")
+def _aligned_rows(source: str, target: str, stamps: tuple, source_lang: str, target_lang: str):
+    """Line i of `source` and line i of `target`, read in lockstep; `stamps` only keys the cache."""
+    source_lines, target_lines = _lines(source), _lines(target)
+    count = 0
+    for count, (src, tgt) in enumerate(zip_longest(source_lines, target_lines), start=1):
+        if src is None or tgt is None:  # one file ended first: count the rest of the other for the message
+            longer = count + sum(1 for _ in (target_lines if src is None else source_lines))
+            lengths = (count - 1, longer) if src is None else (longer, count - 1)
+            raise DataError(
+                f"{source!r} has {lengths[0]} lines but {target!r} has {lengths[1]}: line-aligned files must have one "
+                "sentence per line on both sides."
+            )
+        yield {"translation": {source_lang: src.strip(), target_lang: tgt.strip()}}
+    if not count:
+        raise DataError(f"{source!r} and {target!r} are empty: line-aligned files need one sentence per line.")
+
+
+def _tsv_rows(path: str, stamp: tuple, source_lang: str, target_lang: str, streaming: bool = False):
+    """`en<TAB>fr[<TAB>attribution...]`, one pair a line; lines without two columns are skipped and counted (as they
+    come too, when streaming: a stream may never reach the end of the file)."""
+    rows, skipped, first_skipped, running = 0, 0, None, None
+    for number, line in enumerate(_lines(path), start=1):
         if not line.strip():
             continue
         columns = line.split("\t")
         if len(columns) < 2:
-            malformed.append(number)
+            skipped += 1
+            if first_skipped is None:
+                first_skipped = number
+                running = RunningCount(f"{path}: skipped %d line(s) without a TAB so far (first at line {number}).")
+            if streaming:
+                running.add()
             continue
-        rows.append({"translation": {source_lang: columns[0].strip(), target_lang: columns[1].strip()}})
-    if malformed:
-        logger.warning(
-            "%s: skipped %d line(s) without a TAB between %s and %s (first at line %d).",
-            path, len(malformed), source_lang, target_lang, malformed[0],
-        )
+        rows += 1
+        yield {"translation": {source_lang: columns[0].strip(), target_lang: columns[1].strip()}}
+    if skipped:
+        logger.warning("%s: skipped %d line(s) without a TAB between %s and %s (first at line %d).",
+                       path, skipped, source_lang, target_lang, first_skipped)
     if not rows:
         raise DataError(
             f"{path!r} has no line of the form `{source_lang}<TAB>{target_lang}`"
-            + (f" (line {malformed[0]} has no TAB)" if malformed else " (the file is empty)")
+            + (f" (line {first_skipped} has no TAB)" if skipped else " (the file is empty)")
             + ". A TSV file needs the source sentence, a TAB, then the target sentence on each line."
         )
-    return Dataset.from_list(rows)
 
 
-def _check_translation_column(dataset: Dataset, path: str, source_lang: str, target_lang: str) -> Dataset:
+def _load_plain_text(source: str, target: str, source_lang: str, target_lang: str, streaming: bool = False):
+    gen_kwargs = {"source": source, "target": target, "stamps": (_stamp(source), _stamp(target)),
+                  "source_lang": source_lang, "target_lang": target_lang}
+    return _from_generator(_aligned_rows, gen_kwargs, streaming, _translation_features(source_lang, target_lang))
+
+
+def _load_tsv(path: str, source_lang: str, target_lang: str, streaming: bool = False):
+    gen_kwargs = {"path": path, "stamp": _stamp(path), "source_lang": source_lang, "target_lang": target_lang,
+                  "streaming": streaming}
+    return _from_generator(_tsv_rows, gen_kwargs, streaming, _translation_features(source_lang, target_lang))
+
+
+def _check_translation_column(dataset, path: str, source_lang: str, target_lang: str):
     """Accept `{"translation": {...}}` or flat language columns; name the first bad row otherwise."""
-    if "translation" not in dataset.column_names:
-        missing = [lang for lang in (source_lang, target_lang) if lang not in dataset.column_names]
+    columns = column_names(dataset)
+    if "translation" not in columns:
+        missing = [lang for lang in (source_lang, target_lang) if lang not in columns]
         if missing:
             raise DataError(
                 f"{path}: no `translation` column and no column named {missing} (columns found: "
-                f"{dataset.column_names}). Name the columns after the languages, or set --source_lang/--target_lang "
+                f"{columns}). Name the columns after the languages, or set --source_lang/--target_lang "
                 "to the names used in the file."
             )
         return dataset.map(
-            lambda row: {"translation": {source_lang: row[source_lang], target_lang: row[target_lang]}},
-            remove_columns=dataset.column_names,
+            lambda batch: {"translation": [{source_lang: s, target_lang: t}
+                                           for s, t in zip(batch[source_lang], batch[target_lang])]},
+            batched=True, remove_columns=columns,
         )
     # The first records show a wrong language key; later gaps are dropped and counted by `drop_empty_pairs`
     # (scanning a WMT-sized column here would read all of it into memory).
-    for index, pair in enumerate(dataset.select(range(min(len(dataset), 10_000)))["translation"]):
+    for index, row in enumerate(first(dataset.select_columns("translation"), 10_000)):
+        pair = row["translation"]
         if not isinstance(pair, dict) or pair.get(source_lang) is None or pair.get(target_lang) is None:
             keys = sorted(k for k, v in pair.items() if v is not None) if isinstance(pair, dict) else type(pair).__name__
             raise DataError(
@@ -181,27 +356,31 @@ def _check_translation_column(dataset: Dataset, path: str, source_lang: str, tar
     return dataset
 
 
-def _read_json(path: str, **kwargs) -> Dataset:
+# --- Tables -----------------------------------------------------------------------------------------------------------
+
+
+def _read_json(path: str, streaming: bool = False, **kwargs):
     try:
-        return load_dataset("json", data_files=path, split="train", **kwargs)
+        return _check_stream(load_dataset("json", data_files=path, split="train", streaming=streaming, **kwargs))
     except Exception as error:  # datasets raises several types for broken JSON
         raise DataError(f"{path!r} is not JSON lines ({type(error).__name__}: {str(error).splitlines()[0][:200]}).") from None
 
 
-def read_table(path: str) -> Dataset:
+def read_table(path: str, streaming: bool = False):
     """Records with named columns: JSON lines (or a JSON list), CSV, or TSV with a header line (GLUE's layout).
-    SQuAD's nested JSON (`data -> paragraphs -> qas`) becomes one record per question, in the Hub's flat layout."""
+    SQuAD's nested JSON (`data -> paragraphs -> qas`) becomes one record per question, in the Hub's flat layout.
+    With `streaming`, an IterableDataset read as it is iterated."""
     _check_file(path)
     extension = os.path.splitext(path)[1].lower()
     if extension in (".json", ".jsonl"):
         if _is_squad_json(path):
-            return read_squad_json(path)
-        return _read_json(path)
+            return read_squad_json(path, streaming)
+        return _read_json(path, streaming)
     if extension in (".csv", ".tsv"):
         # GLUE's TSV files quote nothing: a `"` inside a sentence is text.
         options = {"delimiter": "\t", "quoting": csv.QUOTE_NONE} if extension == ".tsv" else {}
         try:
-            return load_dataset("csv", data_files=path, split="train", **options)
+            return _check_stream(load_dataset("csv", data_files=path, split="train", streaming=streaming, **options))
         except Exception as error:
             raise DataError(f"{path!r} could not be read as {extension[1:].upper()} ({type(error).__name__}: "
                             f"{str(error).splitlines()[0][:200]}). It needs a header line naming the columns.") from None
@@ -232,43 +411,48 @@ def _squad_records(path: str, stamp: tuple):
                 }
 
 
-def read_squad_json(path: str) -> Dataset:
+def read_squad_json(path: str, streaming: bool = False):
     """SQuAD v1.1's official layout -> the flat layout of `load_dataset("squad")`: `id, title, context, question,
     answers{text, answer_start}`, one row per question, built by a generator (Arrow on disk, not a Python list)."""
     try:
-        # The file's size and time are part of the generator's arguments: datasets caches by them, so a changed file
-        # is read again.
-        return Dataset.from_generator(_squad_records, gen_kwargs={"path": path, "stamp": _stamp(path)})
+        return _check_stream(_from_generator(_squad_records, {"path": path, "stamp": _stamp(path)}, streaming))
     except (KeyError, TypeError, json.JSONDecodeError) as error:
         raise DataError(f"{path!r} is not in SQuAD's layout (data -> paragraphs -> context, qas -> question, answers): "
                         f"{type(error).__name__}: {error}.") from None
 
 
-def _stamp(path: str) -> tuple:
-    info = os.stat(path)
-    return (os.path.abspath(path), info.st_size, info.st_mtime_ns)
-
-
-def require_columns(dataset: Dataset, columns: dict[str, str], where: str) -> None:
+def require_columns(dataset, columns: dict[str, str], where: str) -> None:
     """`columns` maps a role ("text", "summary", ...) to the column name chosen for it; name what is missing."""
-    missing = {role: name for role, name in columns.items() if name not in dataset.column_names}
+    found = column_names(dataset)
+    missing = {role: name for role, name in columns.items() if name not in found}
     if missing:
         wanted = ", ".join(f"{name!r} ({role})" for role, name in missing.items())
         flags = ", ".join(f"--{role}_column" for role in missing)
-        raise DataError(f"{where}: no column {wanted}; the columns are {dataset.column_names}. Name the right ones "
+        raise DataError(f"{where}: no column {wanted}; the columns are {found}. Name the right ones "
                         f"with {flags}.")
 
 
-def load_file(path: str, source_lang: str, target_lang: str) -> Dataset:
-    """One file (or line-aligned pair of files) -> a Dataset with a `translation` column."""
+def load_hub_dataset(args: DataArguments) -> dict:
+    """`load_dataset(--dataset_name, --dataset_config_name)`, split by split. With --streaming the training split is
+    a stream and the evaluation splits, small, are read from their streams into Datasets: `load_dataset(name,
+    split="validation")` would download and prepare every split, the training one included."""
+    if not args.streaming:
+        return dict(load_dataset(args.dataset_name, args.dataset_config_name))
+    splits = load_dataset(args.dataset_name, args.dataset_config_name, streaming=True)
+    return {name: split if streams(args, name) else head(split) for name, split in splits.items()}
+
+
+def load_file(path: str, source_lang: str, target_lang: str, streaming: bool = False):
+    """One file (or line-aligned pair of files) -> a Dataset with a `translation` column (an IterableDataset with
+    `streaming`)."""
     pair = _plain_text_pair(path, source_lang, target_lang)
     if pair is not None:
-        return _load_plain_text(*pair, source_lang, target_lang)
+        return _check_stream(_load_plain_text(*pair, source_lang, target_lang, streaming))
     _check_file(path)
     extension = os.path.splitext(path)[1].lower()
     if extension in (".json", ".jsonl"):
         try:
-            dataset = load_dataset("json", data_files=path, split="train")
+            dataset = _check_stream(load_dataset("json", data_files=path, split="train", streaming=streaming))
         except Exception as error:  # datasets raises several types for broken JSON
             raise DataError(
                 f"{path!r} is not JSON lines ({type(error).__name__}: {str(error).splitlines()[0][:200]}). Each line "
@@ -277,12 +461,12 @@ def load_file(path: str, source_lang: str, target_lang: str) -> Dataset:
         return _check_translation_column(dataset, path, source_lang, target_lang)
     if extension == ".csv":
         try:
-            dataset = load_dataset("csv", data_files=path, split="train")
+            dataset = _check_stream(load_dataset("csv", data_files=path, split="train", streaming=streaming))
         except Exception as error:
             raise DataError(f"{path!r} could not be read as CSV ({type(error).__name__}: {error}).") from None
         return _check_translation_column(dataset, path, source_lang, target_lang)
     if extension in (".tsv", ".txt", ".tab"):
-        return _load_tsv(path, source_lang, target_lang)
+        return _check_stream(_load_tsv(path, source_lang, target_lang, streaming))
     raise DataError(
         f"{path!r}: unknown file format {extension or '(no extension)'!r}. Use .json/.jsonl (JSON lines), .csv, "
         f".tsv ({source_lang}<TAB>{target_lang}), or line-aligned `name.{source_lang}` + `name.{target_lang}` files."
@@ -290,40 +474,41 @@ def load_file(path: str, source_lang: str, target_lang: str) -> Dataset:
 
 
 def load_raw_datasets(args: DataArguments) -> DatasetDict:
-    """The splits named by the arguments, as {"train", "validation", "test"} (those that exist)."""
+    """The splits named by the arguments, as {"train", "validation", "test"} (those that exist); with --streaming,
+    "train" is an IterableDataset."""
     files = {"train": args.train_file, "validation": args.validation_file, "test": args.test_file}
     if args.dataset_name not in (None, BUILTIN):
-        raw = load_dataset(args.dataset_name, args.dataset_config_name)
-        splits = DatasetDict({name: _check_translation_column(split, f"{args.dataset_name}[{name}]",
-                                                              args.source_lang, args.target_lang)
-                              for name, split in raw.items()})
+        splits = {name: _check_translation_column(split, f"{args.dataset_name}[{name}]", args.source_lang, args.target_lang)
+                  for name, split in load_hub_dataset(args).items()}
     elif any(files.values()):
-        splits = DatasetDict({name: load_file(path, args.source_lang, args.target_lang) for name, path in files.items() if path})
+        splits = {name: load_file(path, args.source_lang, args.target_lang, streams(args, name))
+                  for name, path in files.items() if path}
     else:
         from .corpus import generate_corpus
 
         if (args.source_lang, args.target_lang) != ("en", "fr"):
             raise DataError("The built-in corpus is English→French: use --source_lang en --target_lang fr, or give data.")
         corpus = generate_corpus(train_size=args.builtin_train_size)
-        splits = DatasetDict({name: Dataset.from_list(rows) for name, rows in corpus.items()})
+        splits = {name: Dataset.from_list(rows) for name, rows in corpus.items()}
 
     limits = {"train": args.max_train_samples, "validation": args.max_eval_samples, "test": args.max_predict_samples}
     for name, limit in limits.items():
         if name in splits and limit is not None:
-            splits[name] = splits[name].select(range(min(limit, len(splits[name]))))
-    for name in list(splits):
-        splits[name] = drop_empty_pairs(splits[name], args, name)
-    return splits
+            splits[name] = first(splits[name], limit)
+    return DatasetDict({name: drop_empty_pairs(split, args, name) for name, split in splits.items()})
 
 
-def drop_empty_pairs(dataset: Dataset, args: DataArguments, name: str) -> Dataset:
+def drop_empty_pairs(dataset, args: DataArguments, name: str):
     source, target = args.source_lang, args.target_lang
-    kept = dataset.filter(
-        lambda row: bool(row["translation"][source] and row["translation"][source].strip()
-                         and row["translation"][target] and row["translation"][target].strip()),
-        num_proc=args.preprocessing_num_workers,
-        desc=f"Dropping empty pairs ({name})",
-    )
+
+    def usable(pairs) -> list[bool]:
+        return [bool(p[source] and p[source].strip() and p[target] and p[target].strip()) for p in pairs]
+
+    if is_stream(dataset):
+        return dataset.filter(counted(usable, f"{name}: dropped %d pair(s) with an empty side so far."),
+                              input_columns="translation", batched=True)
+    kept = dataset.filter(usable, input_columns="translation", batched=True, num_proc=args.preprocessing_num_workers,
+                          desc=f"Dropping empty pairs ({name})")
     if len(kept) < len(dataset):
         logger.warning("%s: dropped %d pair(s) with an empty side.", name, len(dataset) - len(kept))
     if len(kept) == 0:

@@ -12,9 +12,11 @@ Everything else (the Trainer, the tokenizer, checkpoints, the time budget) is sh
 
 import logging
 from collections.abc import Callable, Iterator
+from itertools import islice
 
 import numpy as np
-from datasets import ClassLabel, Dataset, DatasetDict, Value, load_dataset
+import pyarrow.compute as pc
+from datasets import ClassLabel, Dataset, DatasetDict, Value
 from transformers import (
     AutoModelForSeq2SeqLM,
     AutoModelForSequenceClassification,
@@ -23,7 +25,23 @@ from transformers import (
 )
 
 from . import metrics
-from .data import BUILTIN, DataArguments, DataError, load_raw_datasets, read_table, require_columns
+from .data import (
+    BUILTIN,
+    DataArguments,
+    DataError,
+    RunningCount,
+    column_names,
+    counted,
+    first,
+    head,
+    is_stream,
+    load_hub_dataset,
+    load_raw_datasets,
+    map_options,
+    read_table,
+    require_columns,
+    streams,
+)
 from .pipeline_hf_seq2seq import (
     QuestionAnsweringPipeline,
     SummarizationPipeline,
@@ -32,6 +50,12 @@ from .pipeline_hf_seq2seq import (
 )
 
 logger = logging.getLogger(__name__)
+
+
+def count_true(dataset: Dataset, column: str) -> int:
+    """How many rows of a boolean column are true, read from Arrow in batches (not as a Python list)."""
+    batches = dataset.select_columns(column).with_format("arrow").iter(batch_size=100_000)
+    return sum(pc.sum(batch[column]).as_py() or 0 for batch in batches)
 
 
 class Task:
@@ -55,19 +79,21 @@ class Task:
     # --- data ---------------------------------------------------------------------------------------------------
 
     def load(self, args: DataArguments) -> DatasetDict:
-        """The splits the arguments name ({"train", "validation", "test"}, those that exist), as examples."""
+        """The splits the arguments name ({"train", "validation", "test"}, those that exist), as examples. With
+        --streaming, "train" is an IterableDataset: every step below applies to it lazily, as it is read."""
         files = {"train": args.train_file, "validation": args.validation_file, "test": args.test_file}
         if args.dataset_name not in (None, BUILTIN):
-            raw = load_dataset(args.dataset_name, args.dataset_config_name)
+            raw = load_hub_dataset(args)
             splits = {name: self.examples(split, args, f"{args.dataset_name}[{name}]") for name, split in raw.items()}
         elif any(files.values()):
-            splits = {name: self.examples(read_table(path), args, path) for name, path in files.items() if path}
+            splits = {name: self.examples(read_table(path, streams(args, name)), args, path)
+                      for name, path in files.items() if path}
         else:
             raise DataError(f"--task {self.name} needs data: give --train_file (and --validation_file) or --dataset_name.")
         limits = {"train": args.max_train_samples, "validation": args.max_eval_samples, "test": args.max_predict_samples}
         for name, limit in limits.items():
             if name in splits and limit is not None:
-                splits[name] = splits[name].select(range(min(limit, len(splits[name]))))
+                splits[name] = first(splits[name], limit)
         return DatasetDict({name: self.check(split, args, name) for name, split in splits.items()})
 
     def examples(self, raw: Dataset, args: DataArguments, where: str) -> Dataset:
@@ -78,9 +104,25 @@ class Task:
         """Drop (and count) or reject bad examples of a split."""
         return split
 
-    def corpus(self, split: Dataset) -> Iterator[str]:
-        """The texts a new vocabulary is trained on."""
+    def corpus(self, split: Dataset, max_examples: int | None = None) -> Iterator[str]:
+        """The texts a new vocabulary is trained on, from the first `max_examples` examples (all: None)."""
         raise NotImplementedError
+
+    @staticmethod
+    def corpus_batches(split, max_examples: int | None = None, batch_size: int = 1000) -> Iterator[dict]:
+        """The first `max_examples` examples of a Dataset or a stream, `batch_size` at a time: the texts are never
+        one Python list. Logs how many examples were read once they all were."""
+        batches = split.iter(batch_size=batch_size)
+        if max_examples is not None:
+            batches = islice(batches, -(-max_examples // batch_size))
+        read = 0
+        for batch in batches:
+            if max_examples is not None:
+                batch = {key: values[: max_examples - read] for key, values in batch.items()}
+            read += len(next(iter(batch.values()), []))
+            yield batch
+        logger.info("Tokenizer training texts: the first %d training examples (--tokenizer_train_samples %s).",
+                    read, max_examples)
 
     # --- model and training -------------------------------------------------------------------------------------
 
@@ -113,7 +155,13 @@ class TextToTextTask(Task):
     generation_defaults: dict = {}
 
     def check(self, split, args, name):
-        kept = split.filter(lambda row: bool(row["source"].strip() and row["target"].strip()),
+        def usable(sources, targets) -> list[bool]:
+            return [bool(source.strip() and target.strip()) for source, target in zip(sources, targets)]
+
+        if is_stream(split):
+            return split.filter(counted(usable, f"{name}: dropped %d example(s) with an empty source or target so "
+                                        "far."), input_columns=["source", "target"], batched=True)
+        kept = split.filter(usable, input_columns=["source", "target"], batched=True,
                             num_proc=args.preprocessing_num_workers, desc=f"Dropping empty examples ({name})")
         if len(kept) < len(split):
             logger.warning("%s: dropped %d example(s) with an empty source or target.", name, len(split) - len(kept))
@@ -121,8 +169,8 @@ class TextToTextTask(Task):
             raise DataError(f"The {name} split has no usable example (all {len(split)} are empty). Check the data.")
         return kept
 
-    def corpus(self, split):
-        for batch in split.iter(batch_size=1000):  # streamed: the column is never one Python list
+    def corpus(self, split, max_examples=None):
+        for batch in self.corpus_batches(split, max_examples):
             yield from batch["source"]
             yield from batch["target"]
 
@@ -147,11 +195,17 @@ class TextToTextTask(Task):
 
         tokenized = DatasetDict()
         for name, split in splits.items():
+            drop = name == "train" and self.drop_long_training_pairs
+            if is_stream(split):
+                tokenized[name] = split.map(self._encode_stream(encode, drop, name, args), batched=True,
+                                            remove_columns=column_names(split))
+                continue
             encoded = split.map(encode, batched=True, remove_columns=split.column_names,
                                 num_proc=args.preprocessing_num_workers, desc=f"Tokenizing {name}")
-            long_sources, long_targets = sum(encoded["long_source"]), sum(encoded["long_target"])
-            if name == "train" and self.drop_long_training_pairs:
-                kept = encoded.filter(lambda row: not (row["long_source"] or row["long_target"]),
+            long_sources, long_targets = count_true(encoded, "long_source"), count_true(encoded, "long_target")
+            if drop:
+                kept = encoded.filter(lambda sources, targets: [not (s or t) for s, t in zip(sources, targets)],
+                                      input_columns=["long_source", "long_target"], batched=True,
                                       num_proc=args.preprocessing_num_workers, desc="Dropping over-long pairs")
                 if len(kept) < len(encoded):
                     logger.warning("train: dropped %d pair(s) longer than --max_source_length %d / --max_target_length %d "
@@ -165,6 +219,23 @@ class TextToTextTask(Task):
                                long_targets, args.max_target_length)
             tokenized[name] = encoded.remove_columns(["long_source", "long_target"])
         return tokenized
+
+    @staticmethod
+    def _encode_stream(encode, drop: bool, name: str, args: DataArguments) -> Callable:
+        """`encode` for a stream, which cannot be counted up front: over-long examples are dropped (or truncated)
+        and counted as they are read."""
+        limits = f"--max_source_length {args.max_source_length} / --max_target_length {args.max_target_length} tokens"
+        over_long = RunningCount(f"{name}: {'dropped' if drop else 'truncated'} %d example(s) longer than {limits} so far.")
+
+        def encode_stream(batch):
+            encoded = encode(batch)
+            too_long = [s or t for s, t in zip(encoded.pop("long_source"), encoded.pop("long_target"))]
+            over_long.add(sum(too_long))
+            if drop:
+                encoded = {key: [v for v, cut in zip(values, too_long) if not cut] for key, values in encoded.items()}
+            return encoded
+
+        return encode_stream
 
     def collator(self, tokenizer, model):
         return DataCollatorForSeq2Seq(tokenizer, model=model, label_pad_token_id=-100)
@@ -205,7 +276,7 @@ class TextToTextTask(Task):
 
     def samples(self, model, tokenizer, split: Dataset, n: int = 5) -> list[tuple[str, str, str]]:
         """(input, output, reference) for the model card."""
-        rows = split.select(range(min(n, len(split))))
+        rows = head(split, n)
         batch = tokenizer(list(rows["source"]), return_tensors="pt", padding=True, truncation=True,
                           max_length=model.config.max_position_embeddings).to(model.device)
         outputs = tokenizer.batch_decode(model.eval().generate(**batch), skip_special_tokens=True)
@@ -226,8 +297,9 @@ class TranslationTask(TextToTextTask):
         pairs = load_raw_datasets(args)
         source, target = args.source_lang, args.target_lang
         return DatasetDict({
-            name: split.map(lambda row: {"source": row["translation"][source], "target": row["translation"][target]},
-                            remove_columns=split.column_names, desc=f"Reading {name}")
+            name: split.map(lambda pairs: {"source": [p[source] for p in pairs], "target": [p[target] for p in pairs]},
+                            input_columns="translation", batched=True, remove_columns=column_names(split),
+                            **map_options(split, f"Reading {name}"))
             for name, split in pairs.items()
         })
 
@@ -253,12 +325,13 @@ class SummarizationTask(TextToTextTask):
     generation_defaults = {"num_beams": 4, "max_new_tokens": 96, "no_repeat_ngram_size": 3}
 
     def examples(self, raw, args, where):
-        text = args.text_column or next((c for c in self.text_columns if c in raw.column_names), self.text_columns[0])
-        summary = args.summary_column or next((c for c in self.summary_columns if c in raw.column_names), self.summary_columns[0])
+        columns = column_names(raw)
+        text = args.text_column or next((c for c in self.text_columns if c in columns), self.text_columns[0])
+        summary = args.summary_column or next((c for c in self.summary_columns if c in columns), self.summary_columns[0])
         require_columns(raw, {"text": text, "summary": summary}, where)
         prefix = args.source_prefix or ""
         return raw.map(lambda row: {"source": prefix + (row[text] or ""), "target": row[summary] or ""},
-                       remove_columns=raw.column_names, desc=f"Reading {where}")
+                       remove_columns=columns, **map_options(raw, f"Reading {where}"))
 
     def model_card_usage(self, model_id):
         return (f'summarizer = pipeline("summarization", model="{model_id}", trust_remote_code=True)\n'
@@ -280,8 +353,9 @@ class QuestionAnsweringTask(TextToTextTask):
     generation_defaults = {"num_beams": 4, "max_new_tokens": 32}
 
     def examples(self, raw, args, where):
+        found = column_names(raw)
         columns = {"question": args.question_column or "question", "context": args.context_column or "context",
-                   "answer": args.answer_column or ("answers" if "answers" in raw.column_names else "answer")}
+                   "answer": args.answer_column or ("answers" if "answers" in found else "answer")}
         require_columns(raw, columns, where)
 
         def example(row):
@@ -295,9 +369,18 @@ class QuestionAnsweringTask(TextToTextTask):
             return {"source": question_answering_input(row[columns["question"]] or "", context),
                     "target": answers[0] if answers else "", "references": answers, "context_is_empty": not context.strip()}
 
-        return raw.map(example, remove_columns=raw.column_names, desc=f"Reading {where}")
+        return raw.map(example, remove_columns=found, **map_options(raw, f"Reading {where}"))
 
     def check(self, split, args, name):
+        if is_stream(split):  # the same rules, applied as the training questions are read
+            def checked(row):
+                if row["context_is_empty"] or not row["references"]:
+                    problem = "has an empty context" if row["context_is_empty"] else "has no answer"
+                    raise DataError(f"{name}: the question {row['source'][:200]!r} {problem}. Every training question "
+                                    "needs the text its answer comes from and its answer: fix or remove such records.")
+                return row
+
+            return split.map(checked).remove_columns("context_is_empty")
         empty = list(split["context_is_empty"])
         if any(empty):
             raise DataError(f"{name}: question {empty.index(True) + 1} has an empty context. Every question needs the "
@@ -312,9 +395,9 @@ class QuestionAnsweringTask(TextToTextTask):
             split = split.filter(lambda row: bool(row["references"]))
         return split.remove_columns("context_is_empty")
 
-    def corpus(self, split):
+    def corpus(self, split, max_examples=None):
         seen = set()  # a context comes with several questions: count it once
-        for batch in split.iter(batch_size=1000):
+        for batch in self.corpus_batches(split, max_examples):
             for source, target in zip(batch["source"], batch["target"]):
                 question, _, context = source.partition(" context: ")
                 yield question
@@ -342,8 +425,9 @@ class QuestionAnsweringTask(TextToTextTask):
         return [self._references[tuple(int(t) for t in row if t not in (pad, -100))] for row in eval_preds.inputs]
 
     def samples(self, model, tokenizer, split, n=5):
+        rows = head(split, n)
         return [(source, output, " | ".join(references)) for (source, output, _), references
-                in zip(super().samples(model, tokenizer, split, n), split["references"])]
+                in zip(super().samples(model, tokenizer, rows, n), rows["references"])]
 
     def model_card_usage(self, model_id):
         return (f'reader = pipeline("question-answering", model="{model_id}", trust_remote_code=True)\n'
@@ -366,45 +450,59 @@ class TextClassificationTask(Task):
     text_columns = ("sentence", "text")
 
     def examples(self, raw, args, where):
-        text = args.text_column or next((c for c in self.text_columns if c in raw.column_names), self.text_columns[0])
+        text = args.text_column or next((c for c in self.text_columns if c in column_names(raw)), self.text_columns[0])
         label = args.label_column or "label"
         require_columns(raw, {"text": text, "label": label}, where)
         dataset = raw.select_columns([text, label])
         renames = {name: role for name, role in ((text, "text"), (label, "label")) if name != role}
         dataset = dataset.rename_columns(renames) if renames else dataset
-        return dataset.map(lambda row: {"text": (row["text"] or "").strip()}, desc=f"Reading {where}")
+        return dataset.map(lambda row: {"text": (row["text"] or "").strip()}, **map_options(dataset, f"Reading {where}"))
 
     def load(self, args):
         splits = super().load(args)
         if "train" not in splits:
             raise DataError("--task text-classification needs training data (--train_file or --dataset_name) to know "
                             "its labels.")
-        train_labels = set(splits["train"]["label"])
-        if len(train_labels) < 2:
-            raise DataError(f"train: every example has the label {train_labels.pop()!r}. A classifier needs at least "
-                            "two classes in its training data.")
-        feature = splits["train"].features["label"]
+        train = splits["train"]
+        if not is_stream(train):
+            train_labels = set(train["label"])
+            if len(train_labels) < 2:
+                raise DataError(f"train: every example has the label {train_labels.pop()!r}. A classifier needs at "
+                                "least two classes in its training data.")
+        feature = (train.features or {}).get("label")
         if isinstance(feature, ClassLabel):  # the Hub's layout names its labels
             self.label_names = list(feature.names)
         elif args.class_names:
             self.label_names = [name.strip() for name in args.class_names.split(",")]
+        elif is_stream(train):
+            raise DataError("--streaming: a classifier's labels must be known before its training data is read. Name "
+                            "them with --class_names (in the order of integer labels), or use a data set whose label "
+                            "column is a ClassLabel.")
         else:  # the values themselves (integers in numeric order)
             self.label_names = [str(value) for value in sorted(train_labels)]
         return DatasetDict({name: self._label_ids(split, args, name) for name, split in splits.items()})
 
     def _label_ids(self, split: Dataset, args, name: str) -> Dataset:
         """Labels as indices into `label_names`; a value outside them is an error."""
-        if isinstance(split.features["label"], ClassLabel):
+        if isinstance((split.features or {}).get("label"), ClassLabel):
             return split.cast_column("label", Value("int64"))
-        # Integer labels with --class_names are indices into them; any other value is looked up by its text.
-        by_index = bool(args.class_names) and split.features["label"].dtype.startswith("int")
         ids = {label: i for i, label in enumerate(self.label_names)}
 
         def label_id(value) -> int:
-            if by_index:
+            # Integer labels with --class_names are indices into them; any other value is looked up by its text.
+            if args.class_names and isinstance(value, int) and not isinstance(value, bool):
                 return value if 0 <= value < len(ids) else -1
             return ids.get(str(value), -1)
 
+        if is_stream(split):  # checked as the stream is read
+            def label_ids(values):
+                labels = [label_id(value) for value in values]
+                if -1 in labels:
+                    raise DataError(f"{name}: the label {values[labels.index(-1)]!r} is not among the labels "
+                                    f"{self.label_names}. Fix the data, or name every label with --class_names.")
+                return {"label": labels}
+
+            return split.map(label_ids, input_columns="label", batched=True)
         values = list(split["label"])
         labels = [label_id(value) for value in values]
         if -1 in labels:
@@ -414,6 +512,9 @@ class TextClassificationTask(Task):
         return split.remove_columns("label").add_column("label", labels)
 
     def check(self, split, args, name):
+        if is_stream(split):
+            return split.filter(counted(lambda texts: [bool(text) for text in texts], f"{name}: dropped %d example(s) "
+                                        "with an empty text so far."), input_columns="text", batched=True)
         kept = split.filter(lambda row: bool(row["text"]), desc=f"Dropping empty texts ({name})")
         if len(kept) < len(split):
             logger.warning("%s: dropped %d example(s) with an empty text.", name, len(split) - len(kept))
@@ -421,8 +522,8 @@ class TextClassificationTask(Task):
             raise DataError(f"The {name} split has no text to classify.")
         return kept
 
-    def corpus(self, split):
-        for batch in split.iter(batch_size=1000):
+    def corpus(self, split, max_examples=None):
+        for batch in self.corpus_batches(split, max_examples):
             yield from batch["text"]
 
     def config_kwargs(self, splits, args):
@@ -434,8 +535,8 @@ class TextClassificationTask(Task):
             encoded = tokenizer(batch["text"], truncation=True, max_length=args.max_source_length)
             return {**encoded, "labels": batch["label"]}
 
-        return DatasetDict({name: split.map(encode, batched=True, remove_columns=split.column_names,
-                                            desc=f"Tokenizing {name}") for name, split in splits.items()})
+        return DatasetDict({name: split.map(encode, batched=True, remove_columns=column_names(split),
+                                            **map_options(split, f"Tokenizing {name}")) for name, split in splits.items()})
 
     def collator(self, tokenizer, model):
         return DataCollatorWithPadding(tokenizer)
@@ -457,7 +558,7 @@ class TextClassificationTask(Task):
     def samples(self, model, tokenizer, split, n=5):
         import torch
 
-        rows = split.select(range(min(n, len(split))))
+        rows = head(split, n)
         batch = tokenizer(list(rows["text"]), return_tensors="pt", padding=True).to(model.device)
         with torch.no_grad():
             predicted = model.eval()(**batch).logits.argmax(-1).tolist()

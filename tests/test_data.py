@@ -115,3 +115,71 @@ def test_builtin_corpus_is_deterministic_and_tests_generalisation():
     held = {f"{ADJECTIVES[adj][0]} {NOUNS[noun][i]}" for noun, adj in held_out_pairs() for i in (0, 1)}
     assert all(any(f" {phrase}" in f" {sentence[:-1]} " for phrase in held) for sentence in test_en)
     assert not any(f" {phrase} " in f" {sentence[:-1]} " for sentence in train_en for phrase in held)
+
+
+# --- Arrow on disk: what the line-by-line loaders must keep from the list-based ones they replace ---------------------
+
+TRICKY_TSV = ("  The cat sleeps. \tLe chat dort.\tCC-BY 2.0 (France) Attribution: tatoeba.org\r\n\n"
+              "no tab here\nA \u00ab quote \u00bb.\tUne \u00ab citation \u00bb.\nLone\rreturn.\tRetour\rseul.\n"
+              "  \t  \nLast.\tDernier.")
+
+
+def rows_before(path_or_paths):
+    """The rows the list-based loaders of commit fc70a22 gave (f.read().split("\\n"), stripped; TSV lines without a
+    TAB and blank lines skipped; line-aligned files zipped)."""
+    if isinstance(path_or_paths, tuple):
+        sides = [open(p, encoding="utf-8").read().split("\n") for p in path_or_paths]
+        sides = [lines[:-1] if lines and lines[-1] == "" else lines for lines in sides]
+        return [(s.strip(), t.strip()) for s, t in zip(*sides)]
+    rows = []
+    for line in open(path_or_paths, encoding="utf-8").read().split("\n"):
+        columns = line.rstrip("\r").split("\t")
+        if line.strip() and len(columns) >= 2:
+            rows.append((columns[0].strip(), columns[1].strip()))
+    return rows
+
+
+def test_text_loaders_give_the_rows_of_the_list_based_loaders_from_arrow_on_disk(tmp_path):
+    tsv = write(tmp_path / "t.tsv", TRICKY_TSV)
+    write(tmp_path / "train.en", "  One.\r\n\r\nThree.\rFour.")  # Windows and old Mac line breaks
+    write(tmp_path / "train.fr", "Un.\nDeux.\n\nQuatre.\n")
+    for path, expected in ((tsv, rows_before(tsv)),
+                           (str(tmp_path / "train"), rows_before((str(tmp_path / "train.en"), str(tmp_path / "train.fr"))))):
+        dataset = load_file(path, "en", "fr")
+        assert as_pairs(dataset) == expected, path
+        assert dataset.cache_files, "the rows are not an Arrow file on disk"
+    assert len(expected) == 4 and expected[1] == ("", "Deux.")  # empty lines stay pairs: drop_empty_pairs counts them
+
+
+def test_a_changed_file_is_read_again_not_served_from_the_cache(tmp_path):
+    tsv = tmp_path / "t.tsv"
+    write(tsv, "A.\tUn.\n")
+    assert as_pairs(load_file(str(tsv), "en", "fr")) == [("A.", "Un.")]
+    write(tsv, "B.\tDeux.\n")  # another size
+    assert as_pairs(load_file(str(tsv), "en", "fr")) == [("B.", "Deux.")]
+    write(tsv, "C.\tTrois\n")  # the same size: the modification time tells
+    info = os.stat(tsv)
+    os.utime(tsv, ns=(info.st_atime_ns, info.st_mtime_ns + 1_000_000))
+    assert as_pairs(load_file(str(tsv), "en", "fr")) == [("C.", "Trois")]
+    write(tmp_path / "train.en", "A.\n")
+    write(tmp_path / "train.fr", "Un.\n")
+    assert as_pairs(load_file(str(tmp_path / "train"), "en", "fr")) == [("A.", "Un.")]
+    write(tmp_path / "train.fr", "Une.\n")  # only the partner file changed
+    assert as_pairs(load_file(str(tmp_path / "train"), "en", "fr")) == [("A.", "Une.")]
+
+
+def test_non_utf8_misaligned_and_empty_text_files_are_clear_errors(tmp_path):
+    (tmp_path / "latin1.tsv").write_bytes("A.\tUn.\nCaf\u00e9.\tCaf\u00e9.\n".encode("latin-1"))
+    with pytest.raises(DataError, match=r"latin1.tsv' is not UTF-8 text \(line 2: .*\). Convert it, e.g. `iconv -t utf-8`"):
+        load_file(str(tmp_path / "latin1.tsv"), "en", "fr")
+    write(tmp_path / "train.en", "a\n")
+    (tmp_path / "train.fr").write_bytes("\u00e9\n".encode("latin-1"))
+    with pytest.raises(DataError, match=r"train.fr' is not UTF-8 text \(line 1"):
+        load_file(str(tmp_path / "train.en"), "en", "fr")
+    write(tmp_path / "train.fr", "a\nb\nc\n")  # the target is the longer file
+    with pytest.raises(DataError, match=r"train.en' has 1 lines but .*train.fr' has 3"):
+        load_file(str(tmp_path / "train.en"), "en", "fr")
+    write(tmp_path / "train.en", "")
+    write(tmp_path / "train.fr", "")
+    with pytest.raises(DataError, match=r"train.en' and .*train.fr' are empty"):
+        load_file(str(tmp_path / "train.en"), "en", "fr")
