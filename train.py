@@ -80,9 +80,10 @@ def load_or_train_tokenizer(model_args, training_args, texts):
 def build_model(task: Task, model_args, tokenizer, task_config: dict):
     """The model being continued (a translator can start a summariser or a classifier: the encoder–decoder weights
     load, a new head starts from scratch), or a new one of the preset's size."""
+    overrides = parse_config_overrides(model_args.config_overrides)  # e.g. a dropout of its own for the new task
     if model_args.model_name_or_path:
         return task.auto_class.from_pretrained(
-            model_args.model_name_or_path, attn_implementation=model_args.attn_implementation, **task_config
+            model_args.model_name_or_path, attn_implementation=model_args.attn_implementation, **task_config, **overrides
         )
     config = HFSeq2SeqConfig.from_preset(
         model_args.preset,
@@ -93,7 +94,7 @@ def build_model(task: Task, model_args, tokenizer, task_config: dict):
         decoder_start_token_id=tokenizer.bos_token_id,
         attn_implementation=model_args.attn_implementation,
         **task_config,
-        **parse_config_overrides(model_args.config_overrides),
+        **overrides,
     )
     return task.auto_class.from_config(config)
 

@@ -5,6 +5,7 @@ Every comparison runs the contenders in alternating rounds (A B A B ...) after a
 that a noisy machine slows both alike and the ratio holds.
 """
 
+import itertools
 import json
 import os
 import platform
@@ -63,17 +64,20 @@ def marian_model(config: HFSeq2SeqConfig):
     return MarianMTModel(marian_config)
 
 
-def tatoeba_lengths(limit: int = 50_000, seed: int = 0) -> list[tuple[int, int]]:
+def tatoeba_lengths(limit: int | None = 50_000, seed: int = 0, every: int = 1) -> list[tuple[int, int]]:
     """(source, target) token counts of real Tatoeba pairs, with an 8,000-token BPE vocabulary trained on them.
-    Falls back to a documented synthetic distribution when ../shared/data is absent."""
+    The first `limit` pairs (None: the whole train split) of every `every`-th line (train.tsv is sorted by length,
+    so `every` > 1 spans all lengths). Falls back to a documented synthetic distribution when ../shared/data is absent."""
     path = os.path.join(SHARED_DATA, "tatoeba-en-fr", "train.tsv")
     if not os.path.exists(path):
         rng = random.Random(seed)  # log-normal around 10 tokens, like short everyday sentences
-        return [(max(2, int(rng.lognormvariate(2.3, 0.45))), max(2, int(rng.lognormvariate(2.4, 0.45)))) for _ in range(limit)]
+        return [(max(2, int(rng.lognormvariate(2.3, 0.45))), max(2, int(rng.lognormvariate(2.4, 0.45))))
+                for _ in range(limit or 50_000)]
     from hf_seq2seq.tokenization import train_tokenizer
 
     with open(path, encoding="utf-8") as f:
-        pairs = [line.rstrip("\n").split("\t")[:2] for _, line in zip(range(limit), f)]
+        lines = itertools.islice(itertools.islice(f, 0, None, every), limit)
+        pairs = [line.rstrip("\n").split("\t")[:2] for line in lines]
     tokenizer = train_tokenizer((text for pair in pairs for text in pair), vocab_size=VOCAB_SIZE)
     sources = tokenizer([p[0] for p in pairs])["input_ids"]
     targets = tokenizer([p[1] for p in pairs])["input_ids"]

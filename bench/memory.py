@@ -4,7 +4,7 @@
 
 Workloads: one training step (forward + backward + AdamW) on the batches of bench/train_throughput.py (64 random
 Tatoeba-length pairs), presets small and base; beam-4 generation of 24 tokens for 32 sources of 24 tokens, preset
-small. Reported: the process's peak resident memory (ru_maxrss) during the workload minus its resident memory just
+small. Reported: the process's peak resident memory (VmHWM) during the workload minus its resident memory just
 before it (the model built, nothing else done in that process), i.e. activations, gradients, optimizer state and
 cache, not the weights or the Python/torch runtime.
 """
@@ -12,7 +12,6 @@ cache, not the weights or the Python/torch runtime.
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -25,7 +24,10 @@ WORKLOADS = [("train_step", "small"), ("train_step", "base"), ("generate_beam4",
 
 
 def peak_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """This process's peak resident memory (VmHWM). Not ru_maxrss: Linux carries the forked parent's resident size
+    across exec into the child's ru_maxrss, so a child started by a large parent reported the parent's size."""
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1024
 
 
 def current_mib() -> float:

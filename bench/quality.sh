@@ -23,19 +23,19 @@ case "$run" in
     # --test_file: the same dev set, in full, scored once at the end.
     args=(--train_file "$train" --validation_file "$dev" --test_file "$dev" --max_eval_samples 1000
           --vocab_size 8000 --max_train_minutes 60 --per_device_train_batch_size 128 --learning_rate 1.5e-3
-          --warmup_steps 800 --eval_steps 1000 --save_steps 1000 --dataset_label "$run-en-fr") ;;
+          --warmup_steps 800 --eval_steps 1000 --save_steps 1000 --save_total_limit 5 --dataset_label "$run-en-fr") ;;
   dialogsum)
     name=dialogsum-small
     args=(--task summarization --train_file $data/dialogsum/train.jsonl --validation_file $data/dialogsum/dev.jsonl
           --test_file $data/dialogsum/dev.jsonl --max_eval_samples 100 --max_source_length 512 --max_target_length 128
-          --vocab_size 8000 --max_train_minutes 60 --max_tokens_per_batch 12000 --learning_rate 1e-3
-          --warmup_steps 600 --eval_steps 400 --save_steps 400 --dataset_label dialogsum) ;;
+          --vocab_size 8000 --max_train_minutes 60 --max_tokens_per_batch 6000 --learning_rate 1e-3
+          --warmup_steps 300 --eval_steps 300 --save_steps 300 --dataset_label dialogsum) ;;
   squad)
     name=squad-small
     args=(--task question-answering --train_file $data/squad-v1.1/train.json --validation_file $data/squad-v1.1/dev.json
           --test_file $data/squad-v1.1/dev.json --max_eval_samples 500 --max_source_length 384 --max_target_length 32
-          --vocab_size 8000 --max_train_minutes 60 --max_tokens_per_batch 12000 --learning_rate 1e-3
-          --warmup_steps 600 --eval_steps 500 --save_steps 500 --dataset_label squad-v1.1) ;;
+          --vocab_size 8000 --max_train_minutes 60 --max_tokens_per_batch 6000 --learning_rate 1e-3
+          --warmup_steps 300 --eval_steps 400 --save_steps 400 --dataset_label squad-v1.1) ;;
   vectors)
     # Word2Vec on the English text of ../shared/data (SST-2 train sentences included, SST-2 dev not), in the
     # vocabulary of a tokenizer trained on SST-2 train, so that the vectors cover the model's own tokens.
@@ -71,8 +71,9 @@ EOF
     name=sst2-$variant
     args=(--task text-classification --train_file $data/sst2/train.tsv --validation_file $data/sst2/dev.tsv
           --test_file $data/sst2/dev.tsv --class_names negative,positive --max_source_length 128
-          --max_train_minutes 30 --per_device_train_batch_size 64 --learning_rate 5e-4 --warmup_steps 1000
-          --label_smoothing_factor 0 --eval_steps 1000 --save_steps 1000 --dataset_label sst2)
+          --max_train_minutes 30 --per_device_train_batch_size 64 --learning_rate 5e-4 --warmup_steps 500
+          --label_smoothing_factor 0 --config_overrides dropout=0.3 --eval_steps 1000 --save_steps 1000
+          --save_total_limit 1 --dataset_label sst2)
     case "$variant" in
       random) args+=(--vocab_size 8000) ;;
       word2vec) args+=(--tokenizer_name outputs/sst2-vectors/tokenizer --init_embeddings outputs/sst2-vectors/word2vec.txt) ;;

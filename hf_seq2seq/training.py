@@ -24,7 +24,8 @@ class ModelArguments:
     )
     preset: str = field(default="small", metadata={"help": "Size of a new model: tiny, small, base or big."})
     config_overrides: str | None = field(
-        default=None, metadata={"help": "Config fields for a new model, e.g. `dropout=0.2,encoder_layers=4`."}
+        default=None, metadata={"help": "Config fields of a new model, e.g. `dropout=0.2,encoder_layers=4` (of a "
+                                "continued one too, e.g. its dropout)."}
     )
     tokenizer_name: str | None = field(default=None, metadata={"help": "Use this trained tokenizer (folder or Hub id)."})
     vocab_size: int = field(default=8000, metadata={"help": "Size of a newly trained joint BPE vocabulary."})
