@@ -5,9 +5,9 @@
 #     bash bench/quality.sh tatoeba | multi30k                # translation, the small preset
 #     bash bench/quality.sh dialogsum                          # summarisation
 #     bash bench/quality.sh squad                              # question answering
-#     bash bench/quality.sh sst2 [random|word2vec|translator]  # sentiment; word2vec: vectors trained by
+#     [MINUTES=n] bash bench/quality.sh sst2 [random|word2vec|translator]  # sentiment (30 min); word2vec: vectors by
 #                                                              # `bash bench/quality.sh vectors`; translator: starts
-#                                                              # from outputs/tatoeba-small
+#                                                              # from outputs/tatoeba-small (or $TRANSLATOR)
 set -euo pipefail
 run=${1:-tatoeba}
 variant=${2:-random}
@@ -71,13 +71,13 @@ EOF
     name=sst2-$variant
     args=(--task text-classification --train_file $data/sst2/train.tsv --validation_file $data/sst2/dev.tsv
           --test_file $data/sst2/dev.tsv --class_names negative,positive --max_source_length 128
-          --max_train_minutes 30 --per_device_train_batch_size 64 --learning_rate 5e-4 --warmup_steps 500
+          --max_train_minutes "${MINUTES:-30}" --per_device_train_batch_size 64 --learning_rate 5e-4 --warmup_steps 500
           --label_smoothing_factor 0 --config_overrides dropout=0.3 --eval_steps 1000 --save_steps 1000
           --save_total_limit 1 --dataset_label sst2)
     case "$variant" in
       random) args+=(--vocab_size 8000) ;;
       word2vec) args+=(--tokenizer_name outputs/sst2-vectors/tokenizer --init_embeddings outputs/sst2-vectors/word2vec.txt) ;;
-      translator) args+=(--model_name_or_path outputs/tatoeba-small) ;;
+      translator) args+=(--model_name_or_path "${TRANSLATOR:-outputs/tatoeba-small}") ;;
       *) echo "usage: bash bench/quality.sh sst2 random|word2vec|translator" >&2; exit 2 ;;
     esac ;;
   *) echo "usage: bash bench/quality.sh tatoeba|multi30k|dialogsum|squad|vectors|sst2 [variant]" >&2; exit 2 ;;

@@ -107,6 +107,14 @@ class TimeBudgetCallback(TrainerCallback):
 
     def on_train_begin(self, args, state, control, **kwargs):
         self.start = time.monotonic()
+        # A resumed run continues the curve its earlier runs wrote (curve.json is rewritten at every evaluation, so
+        # a run that is killed keeps its points), on a clock that continues theirs.
+        path = os.path.join(args.output_dir, "curve.json")
+        if state.global_step > 0 and not self.curve and os.path.isfile(path):
+            with open(path) as f:
+                self.curve = [point for point in json.load(f) if point.get("step", 0) <= state.global_step]
+            if self.curve:
+                self.start -= self.curve[-1]["seconds"]
 
     def on_step_end(self, args, state, control, **kwargs):
         if self.seconds is not None and time.monotonic() - self.start >= self.seconds:
@@ -123,6 +131,10 @@ class TimeBudgetCallback(TrainerCallback):
     def on_evaluate(self, args, state, control, metrics=None, **kwargs):
         point = {"seconds": round(time.monotonic() - self.start, 1), "step": state.global_step, "epoch": state.epoch}
         self.curve.append({**point, **(metrics or {})})
+        if state.is_world_process_zero:
+            os.makedirs(args.output_dir, exist_ok=True)
+            with open(os.path.join(args.output_dir, "curve.json"), "w") as f:
+                json.dump(self.curve, f, indent=1)
 
 
 def parse_config_overrides(text: str | None) -> dict:

@@ -65,7 +65,9 @@ RESUMABLE = [
 
 def test_killed_run_resumes_from_last_checkpoint(tmp_path):
     output = str(tmp_path / "run")
-    command = [sys.executable, os.path.join(ROOT, "train.py"), *RESUMABLE, "--output_dir", output, "--max_steps", "400"]
+    evaluating = ["--eval_strategy", "steps", "--eval_steps", "5"]
+    command = [sys.executable, os.path.join(ROOT, "train.py"), *RESUMABLE, *evaluating, "--output_dir", output,
+               "--max_steps", "400"]
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 240
     while not os.path.isfile(os.path.join(output, "checkpoint-15", "trainer_state.json")) and time.time() < deadline:
@@ -77,10 +79,13 @@ def test_killed_run_resumes_from_last_checkpoint(tmp_path):
                       if n.startswith("checkpoint-") and os.path.isfile(os.path.join(output, n, "trainer_state.json")))
     last = complete[-1]
     assert last >= 15
+    # The quality curve so far survived the kill: it is written at every evaluation, not at the end.
+    killed_curve = json.load(open(os.path.join(output, "curve.json")))
+    assert [point["step"] for point in killed_curve][:3] == [5, 10, 15]
 
     result = subprocess.run(
-        [sys.executable, os.path.join(ROOT, "train.py"), *RESUMABLE, "--output_dir", output, "--max_steps", str(last + 10),
-         "--resume_from_checkpoint", "true"],
+        [sys.executable, os.path.join(ROOT, "train.py"), *RESUMABLE, *evaluating, "--output_dir", output,
+         "--max_steps", str(last + 10), "--resume_from_checkpoint", "true"],
         cwd=ROOT, capture_output=True, text=True, timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -89,6 +94,10 @@ def test_killed_run_resumes_from_last_checkpoint(tmp_path):
     # Training went on from the checkpoint's step, not from zero: the first logged step after resuming follows it.
     steps = [entry["step"] for entry in state["log_history"] if "loss" in entry]
     assert steps == list(range(5, last + 11, 5))
+    # The curve goes on from the checkpoint too: one point per evaluated step, on a clock that does not go back.
+    curve = json.load(open(os.path.join(output, "curve.json")))
+    assert [point["step"] for point in curve] == list(range(5, last + 11, 5))
+    assert all(a["seconds"] <= b["seconds"] for a, b in zip(curve, curve[1:]))
 
 
 def test_partial_and_corrupted_checkpoints_are_clear_errors(tmp_path):
