@@ -17,7 +17,6 @@ Arguments are those of transformers' example scripts where they apply (`run_tran
 tasks lives in `hf_seq2seq/tasks.py`.
 """
 
-import copy
 import json
 import logging
 import os
@@ -166,13 +165,8 @@ def main(argv=None, trainer_class=TokenBudgetSeq2SeqTrainer):
         compute_metrics=task.compute_metrics(tokenizer, splits, tokenized),
         callbacks=[budget],
     )
-    # Seq2SeqTrainer's evaluation fills every default into the model's generation config (max_length 20 beside our
-    # max_new_tokens, top_k 50, ...): the bundle gets the task's settings only.
-    generation_config = copy.deepcopy(getattr(model, "generation_config", None))
     train_result = trainer.train(resume_from_checkpoint=resume)
     if trainer.is_world_process_zero():
-        if generation_config is not None:
-            trainer.model.generation_config = generation_config
         # Weights, config (auto_map, custom_pipelines), code files, tokenizer, generation config: the Hub bundle.
         save_bundle(trainer.model, tokenizer, training_args.output_dir, task.name)
     metrics = dict(train_result.metrics, global_step=train_result.global_step)

@@ -14,6 +14,7 @@ multiple of the world size, the last processes get the first batches of the epoc
 the same number of steps (`even_batches`, as `DistributedSampler` pads).
 """
 
+import copy
 import logging
 from functools import partial
 
@@ -203,3 +204,14 @@ class TokenBudgetSeq2SeqTrainer(Seq2SeqTrainer):
             ),
         )
         return forward_set_epoch(self.accelerator.prepare(dataloader), sampler)
+
+    def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None, **gen_kwargs):
+        # Seq2SeqTrainer fills every GenerationConfig default into the model's own config after each generate()
+        # (max_length 20 beside the task's max_new_tokens, top_k 50, ...): each later call would warn that both
+        # lengths are set, and checkpoints and the saved bundle would carry the defaults. Keep the task's settings.
+        generation_config = copy.deepcopy(getattr(self.model, "generation_config", None))
+        try:
+            return super().prediction_step(model, inputs, prediction_loss_only, ignore_keys=ignore_keys, **gen_kwargs)
+        finally:
+            if generation_config is not None:
+                self.model.generation_config = generation_config

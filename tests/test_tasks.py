@@ -52,7 +52,8 @@ def reader(tmp_path_factory):
     return run([
         "--task", "question-answering", "--train_file", f"{data}/train.json", "--test_file", f"{data}/dev.json",
         "--max_train_samples", "400", "--max_predict_samples", "24", "--max_source_length", "160",
-        "--max_steps", "60",
+        "--max_steps", "60", "--validation_file", f"{data}/dev.json", "--max_eval_samples", "8",
+        "--eval_strategy", "steps", "--eval_steps", "30",
     ], tmp_path_factory.mktemp("squad") / "model")
 
 
@@ -91,6 +92,8 @@ def test_question_answering_trains_evaluates_and_saves(reader):
     assert config["custom_pipelines"]["question-answering"]["impl"] == "pipeline_hf_seq2seq.QuestionAnsweringPipeline"
     generation = json.load(open(os.path.join(folder, "generation_config.json")))
     assert generation["max_new_tokens"] == 32
+    # Evaluating during training leaves the task's settings alone: no max_length 20 or top_k 50 filled in beside them.
+    assert "max_length" not in generation and "top_k" not in generation, generation
 
 
 def test_question_answering_test_score_is_the_official_score_of_the_generated_answers(reader):
