@@ -322,6 +322,9 @@ class SummarizationTask(TextToTextTask):
     # Usual names of the text and summary columns: DialogSum, XSum and the like, CNN/DailyMail, arXiv/PubMed.
     text_columns = ("dialogue", "document", "article", "text")
     summary_columns = ("summary", "highlights", "abstract")
+    # Measured on DialogSum dev (bench/README.md): beam 4 is +2.1 ROUGE-1 over greedy; 96 new tokens hold 499 of the 500
+    # dev references (64 would cut 20); length_penalty 0.6-1.5 and min_new_tokens 15 moved ROUGE by 0.2 or less, so
+    # they stay unset; no repeated trigram changed nothing on a trained model and stops the loops of a weak one.
     generation_defaults = {"num_beams": 4, "max_new_tokens": 96, "no_repeat_ngram_size": 3}
 
     def examples(self, raw, args, where):
@@ -350,6 +353,8 @@ class QuestionAnsweringTask(TextToTextTask):
     card_metrics = (("exact_match", "Exact match"), ("f1", "F1"))
     sample_headers = ("input", "answer", "reference answers")
     data_defaults = {"max_source_length": 384, "max_target_length": 32}
+    # 32 new tokens hold 99.2% of SQuAD's training answers (631 of 82,211 are longer). Beam settings are not tuned:
+    # the one-hour model cannot answer yet (bench/README.md), so there is nothing on dev to tune them against.
     generation_defaults = {"num_beams": 4, "max_new_tokens": 32}
 
     def examples(self, raw, args, where):
