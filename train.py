@@ -17,7 +17,6 @@ Arguments are those of transformers' example scripts where they apply (`run_tran
 tasks lives in `hf_seq2seq/tasks.py`.
 """
 
-import json
 import logging
 import os
 import sys
@@ -187,8 +186,6 @@ def main(argv=None, trainer_class=TokenBudgetSeq2SeqTrainer):
     trainer.save_state()
 
     if trainer.is_world_process_zero():
-        with open(os.path.join(training_args.output_dir, "curve.json"), "w") as f:
-            json.dump(budget.curve, f, indent=1)
         plot_training_curve(training_args.output_dir, metric=task.main_metric)
         samples = task.samples(trainer.model, tokenizer, splits[split or "train"])
         print(f"\nExamples ({split or 'train'}):")

@@ -112,7 +112,7 @@ class TimeBudgetCallback(TrainerCallback):
         path = os.path.join(args.output_dir, "curve.json")
         if state.global_step > 0 and not self.curve and os.path.isfile(path):
             with open(path) as f:
-                self.curve = [point for point in json.load(f) if point.get("step", 0) <= state.global_step]
+                self.curve = [point for point in json.load(f) if point["step"] <= state.global_step]
             if self.curve:
                 self.start -= self.curve[-1]["seconds"]
 
@@ -131,6 +131,12 @@ class TimeBudgetCallback(TrainerCallback):
     def on_evaluate(self, args, state, control, metrics=None, **kwargs):
         point = {"seconds": round(time.monotonic() - self.start, 1), "step": state.global_step, "epoch": state.epoch}
         self.curve.append({**point, **(metrics or {})})
+        self.write(args, state)
+
+    def on_train_end(self, args, state, control, **kwargs):
+        self.write(args, state)  # also when nothing was evaluated: an empty curve
+
+    def write(self, args, state):
         if state.is_world_process_zero:
             os.makedirs(args.output_dir, exist_ok=True)
             with open(os.path.join(args.output_dir, "curve.json"), "w") as f:
