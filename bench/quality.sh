@@ -2,9 +2,10 @@
 # The quality runs of bench/README.md: a fixed budget of training on 2 CPU cores (60 minutes, 30 for SST-2), then
 # the task's metric on the whole dev/val set. Results and curves are copied to bench/results/. Run from the project
 # root, with ../shared/data beside it, and nothing else running (the budget is wall clock):
-#     bash bench/quality.sh tatoeba | multi30k [args...]      # translation, the small preset; train.py arguments
-#                                                              # after the run name override the recipe's, and
-#                                                              # NAME=... names the run (outputs/NAME, results)
+#     bash bench/quality.sh tatoeba | multi30k [args...]      # translation, the small preset, then the average of
+#                                                              # the last 5 checkpoints; train.py arguments after
+#                                                              # the run name override the recipe's, and NAME=...
+#                                                              # names the run (outputs/NAME, results)
 #     bash bench/quality.sh dialogsum                          # summarisation
 #     bash bench/quality.sh squad                              # question answering
 #     [MINUTES=n] bash bench/quality.sh sst2 [random|word2vec|translator]  # sentiment (30 min); word2vec: vectors by
@@ -23,10 +24,13 @@ case "$run" in
     name=${NAME:-$run-small}
     # --validation_file with --max_eval_samples 1000: the BLEU-against-time curve, every 1000 steps;
     # --test_file: the same dev set, in full, scored once at the end.
+    # A checkpoint every 500 steps, the last 5 kept: after training they are averaged (Vaswani et al., 2017)
+    # into outputs/NAME-avg5, scored on the whole dev set too.
     args=(--train_file "$train" --validation_file "$dev" --test_file "$dev" --max_eval_samples 1000
           --vocab_size 8000 --max_train_minutes 60 --per_device_train_batch_size 128 --learning_rate 1.5e-3
-          --warmup_steps 800 --eval_steps 1000 --save_steps 1000 --save_total_limit 5 --dataset_label "$run-en-fr"
-          "${@:2}") ;;
+          --warmup_steps 800 --eval_steps 1000 --save_steps 500 --save_total_limit 5 --dataset_label "$run-en-fr"
+          "${@:2}")
+    average=5 ;;
   dialogsum)
     name=dialogsum-small
     args=(--task summarization --train_file $data/dialogsum/train.jsonl --validation_file $data/dialogsum/dev.jsonl
@@ -93,3 +97,7 @@ cp "$out/curve.json" "bench/results/$name-curve.json"
 cp "$out/test_results.json" "bench/results/$name-dev.json"
 cp "$out/train_results.json" "bench/results/$name-train.json"
 cp "$out/training_curve.png" "bench/results/$name-curve.png"
+if [ -n "${average:-}" ]; then
+  hf-seq2seq average --run "$out" --last "$average" --output "$out-avg$average"
+  hf-seq2seq evaluate --model "$out-avg$average" --test_file "$dev" --num_beams 4 > "bench/results/$name-avg$average-dev.json"
+fi

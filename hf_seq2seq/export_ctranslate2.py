@@ -226,16 +226,43 @@ def translate_with_ctranslate2(model_dir: str, texts: list[str], num_beams: int 
     max_length = min([config.max_position_embeddings] + [p["max_source_length"] for p in task_params
                                                          if p.get("max_source_length")])
     source_ids = tokenizer([texts[i] for i in indices], truncation=True, max_length=max_length)["input_ids"]
-    results = translator.translate_batch(
-        [tokenizer.convert_ids_to_tokens(ids) for ids in source_ids],
-        max_batch_size=batch_size,  # CTranslate2 sorts by length and batches itself
-        max_input_length=0,  # already truncated as transformers does
-        **decoding_options(model_dir, num_beams, max_new_tokens),
-    )
-    output_ids = [tokenizer.convert_tokens_to_ids(result.hypotheses[0]) for result in results]
-    for i, text in zip(indices, tokenizer.batch_decode(output_ids, skip_special_tokens=True)):
-        translations[i] = text
+    options = decoding_options(model_dir, num_beams, max_new_tokens)
+    # One call per output length limit: the model's source-length bound (see `decoding_limits`) differs by sentence,
+    # CTranslate2's max_decoding_length is one per call.
+    groups = {}
+    for k, limit in enumerate(decoding_limits(model_dir, [len(ids) for ids in source_ids], options["max_decoding_length"])):
+        groups.setdefault(limit, []).append(k)
+    for limit, members in groups.items():
+        if limit == 0:  # generate() would return </s> alone
+            continue
+        results = translator.translate_batch(
+            [tokenizer.convert_ids_to_tokens(source_ids[k]) for k in members],
+            max_batch_size=batch_size,  # CTranslate2 sorts by length and batches itself
+            max_input_length=0,  # already truncated as transformers does
+            **(options | {"max_decoding_length": limit}),
+        )
+        output_ids = [tokenizer.convert_tokens_to_ids(result.hypotheses[0]) for result in results]
+        for k, text in zip(members, tokenizer.batch_decode(output_ids, skip_special_tokens=True)):
+            translations[indices[k]] = text
     return translations
+
+
+def decoding_limits(model_dir: str, source_lengths: list[int], max_decoding_length: int) -> list[int]:
+    """Each sentence's CTranslate2 `max_decoding_length` under the generation config's source-length bound
+    (`max_len_a`, `max_len_b`; the model's `SourceLengthBound`), or `max_decoding_length` for all without one.
+    generate() makes </s> the `a * source_tokens + b`-th token; CTranslate2 ends a hypothesis at the limit without
+    </s>, so one token earlier gives the same text."""
+    import torch
+    from transformers import GenerationConfig
+
+    has_config = os.path.isfile(os.path.join(model_dir, "generation_config.json"))
+    config = GenerationConfig.from_pretrained(model_dir) if has_config else GenerationConfig()
+    a, b = getattr(config, "max_len_a", None), getattr(config, "max_len_b", None)
+    if a is None or b is None:
+        return [max_decoding_length] * len(source_lengths)
+    # computed as generate() does it (float32 tensor, truncated), so that the two agree at every length
+    bounds = (a * torch.tensor(source_lengths) + b).long().clamp(min=1)
+    return [min(int(bound) - 1, max_decoding_length) for bound in bounds]
 
 
 __all__ = [

@@ -290,7 +290,10 @@ class TranslationTask(TextToTextTask):
     card_metrics = (("bleu", "sacreBLEU"), ("chrf", "chrF"))
     sample_headers = ("source", "translation", "reference")
     drop_long_training_pairs = True
-    generation_defaults = {"num_beams": 4, "max_length": 128}
+    # fairseq's source-length bound (the model's SourceLengthBound): at most 2 x the source's tokens + 10, which
+    # every pair of Tatoeba and Multi30k (train and dev) fits, so that a confused model stops a few words after its
+    # source instead of repeating itself to max_length. Chosen and timed in bench/README.md.
+    generation_defaults = {"num_beams": 4, "max_length": 128, "max_len_a": 2.0, "max_len_b": 10}
 
     def load(self, args):
         # Parallel text has formats of its own (TSV without a header, line-aligned files) and a built-in corpus.

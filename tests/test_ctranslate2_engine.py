@@ -121,3 +121,28 @@ def test_cli_and_pipeline_take_the_engine_option(model_dir, sources, capsys):
     default = translation_pipeline(str(model_dir))(sources[:6], num_beams=1, num_return_sequences=1)
     fast = translation_pipeline(str(model_dir), engine="ctranslate2")(sources[:6], num_beams=1)
     assert fast == default and [item["translation_text"] for item in fast] == expected
+
+
+def test_source_length_bound_gives_the_same_greedy_text(model_dir, sources):
+    """With a bound in the generation config that cuts most sentences, the CTranslate2 engine, the CLI's translate
+    and the pipeline give the same greedy text, each sentence at most `a * source tokens + b` tokens, </s> included."""
+    from hf_seq2seq.hub import translation_pipeline
+
+    model, tokenizer = load(model_dir)
+    unbounded = translate(model, tokenizer, sources, num_beams=1)
+    config_file = model_dir / "generation_config.json"
+    config = json.loads(config_file.read_text())
+    config.update(max_len_a=0.5, max_len_b=1)
+    config_file.write_text(json.dumps(config))
+    model, tokenizer = load(model_dir)
+    bounded = translate(model, tokenizer, sources, num_beams=1)
+    batch = tokenizer(sources, return_tensors="pt", padding=True)
+    with torch.inference_mode():
+        generated = model.generate(**batch, num_beams=1)[:, 1:]  # after the decoder start token
+    lengths = (generated != tokenizer.pad_token_id).sum(1)
+    limits = (0.5 * batch["attention_mask"].sum(1) + 1).long()
+    assert (lengths <= limits).all() and (lengths == limits).any(), (lengths, limits)
+    assert sum(text != free for text, free in zip(bounded, unbounded)) > len(sources) // 2, "the bound should cut"
+    assert translate_with_ctranslate2(str(model_dir), sources, num_beams=1) == bounded
+    pipe = translation_pipeline(str(model_dir))(sources, num_beams=1)
+    assert [item["translation_text"] for item in pipe] == bounded

@@ -24,7 +24,9 @@ def test_default_job_trains_evaluates_and_saves(trained):
                  "modeling_hf_seq2seq.py", "configuration_hf_seq2seq.py", "test_results.json",
                  "train_results.json", "curve.json", "README.md", "pipeline_hf_seq2seq.py", "training_curve.png"):
         assert os.path.isfile(os.path.join(output, name)), name
-    assert json.load(open(os.path.join(output, "generation_config.json")))["num_beams"] == 4
+    generation = json.load(open(os.path.join(output, "generation_config.json")))
+    # beam 4 and the translation task's source-length bound: what the pipeline and the CLI decode with
+    assert (generation["num_beams"], generation["max_len_a"], generation["max_len_b"]) == (4, 2.0, 10)
     card = open(os.path.join(output, "README.md"), encoding="utf-8").read()
     assert f"value: {results['test']['test_bleu']}" in card and "pipeline_tag: translation" in card
 
