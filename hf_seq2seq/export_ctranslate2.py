@@ -178,15 +178,20 @@ def ctranslate2_translator(model_dir: str, device: str = "cpu", **kwargs) -> "ct
     return translator(cached_export(model_dir), device=device, **kwargs)
 
 
+def generation_config(model_dir: str):
+    """The model folder's generation config (transformers' defaults without one)."""
+    from transformers import GenerationConfig
+
+    has_config = os.path.isfile(os.path.join(model_dir, "generation_config.json"))
+    return GenerationConfig.from_pretrained(model_dir) if has_config else GenerationConfig()
+
+
 def decoding_options(model_dir: str, num_beams: int | None = None, max_new_tokens: int | None = None) -> dict:
     """`translate_batch` options for what generate() does with the model's generation config: the beam size, when
     beam search stops, the length penalty and the length limits. transformers counts `max_length`/`min_length` with
     the decoder start token and `max_new_tokens`/`min_new_tokens` without it, as CTranslate2 does; both count the
     final </s>. Sampling settings are not carried over (train.py never sets them)."""
-    from transformers import GenerationConfig
-
-    has_config = os.path.isfile(os.path.join(model_dir, "generation_config.json"))
-    config = GenerationConfig.from_pretrained(model_dir) if has_config else GenerationConfig()
+    config = generation_config(model_dir)
 
     def setting(name, default):  # transformers 5 leaves unset fields None and applies its defaults in generate()
         value = getattr(config, name, None)
@@ -226,25 +231,33 @@ def translate_with_ctranslate2(model_dir: str, texts: list[str], num_beams: int 
     max_length = min([config.max_position_embeddings] + [p["max_source_length"] for p in task_params
                                                          if p.get("max_source_length")])
     source_ids = tokenizer([texts[i] for i in indices], truncation=True, max_length=max_length)["input_ids"]
-    options = decoding_options(model_dir, num_beams, max_new_tokens)
-    # One call per output length limit: the model's source-length bound (see `decoding_limits`) differs by sentence,
-    # CTranslate2's max_decoding_length is one per call.
+    hypotheses = translate_tokens(
+        translator, model_dir, [tokenizer.convert_ids_to_tokens(ids) for ids in source_ids],
+        decoding_options(model_dir, num_beams, max_new_tokens),
+        max_batch_size=batch_size,  # CTranslate2 sorts by length and batches itself
+    )
+    output_ids = [tokenizer.convert_tokens_to_ids(best[0]) for best in hypotheses]
+    for i, text in zip(indices, tokenizer.batch_decode(output_ids, skip_special_tokens=True)):
+        translations[i] = text
+    return translations
+
+
+def translate_tokens(translator, model_dir: str, sources: list[list[str]], options: dict, **kwargs) -> list[list[list[str]]]:
+    """`translator.translate_batch(sources, **options, **kwargs)`'s hypotheses (tokens) for each source, each sentence
+    under the model's source-length bound (see `decoding_limits`): CTranslate2 takes one `max_decoding_length` per
+    call, so there is one call per limit. Sources are token lists already truncated as transformers does."""
+    hypotheses = [[[]] * kwargs.get("num_hypotheses", 1) for _ in sources]  # a limit of 0: generate() gives </s> alone
     groups = {}
-    for k, limit in enumerate(decoding_limits(model_dir, [len(ids) for ids in source_ids], options["max_decoding_length"])):
+    for k, limit in enumerate(decoding_limits(model_dir, [len(tokens) for tokens in sources], options["max_decoding_length"])):
         groups.setdefault(limit, []).append(k)
     for limit, members in groups.items():
-        if limit == 0:  # generate() would return </s> alone
+        if limit == 0:
             continue
-        results = translator.translate_batch(
-            [tokenizer.convert_ids_to_tokens(source_ids[k]) for k in members],
-            max_batch_size=batch_size,  # CTranslate2 sorts by length and batches itself
-            max_input_length=0,  # already truncated as transformers does
-            **(options | {"max_decoding_length": limit}),
-        )
-        output_ids = [tokenizer.convert_tokens_to_ids(result.hypotheses[0]) for result in results]
-        for k, text in zip(members, tokenizer.batch_decode(output_ids, skip_special_tokens=True)):
-            translations[indices[k]] = text
-    return translations
+        results = translator.translate_batch([sources[k] for k in members], max_input_length=0,
+                                             **(options | {"max_decoding_length": limit}), **kwargs)
+        for k, result in zip(members, results):
+            hypotheses[k] = result.hypotheses
+    return hypotheses
 
 
 def decoding_limits(model_dir: str, source_lengths: list[int], max_decoding_length: int) -> list[int]:
@@ -253,10 +266,8 @@ def decoding_limits(model_dir: str, source_lengths: list[int], max_decoding_leng
     generate() makes </s> the `a * source_tokens + b`-th token; CTranslate2 ends a hypothesis at the limit without
     </s>, so one token earlier gives the same text."""
     import torch
-    from transformers import GenerationConfig
 
-    has_config = os.path.isfile(os.path.join(model_dir, "generation_config.json"))
-    config = GenerationConfig.from_pretrained(model_dir) if has_config else GenerationConfig()
+    config = generation_config(model_dir)
     a, b = getattr(config, "max_len_a", None), getattr(config, "max_len_b", None)
     if a is None or b is None:
         return [max_decoding_length] * len(source_lengths)
@@ -270,6 +281,7 @@ __all__ = [
     "cached_export",
     "ctranslate2_translator",
     "export_ctranslate2",
+    "translate_tokens",
     "translate_with_ctranslate2",
     "translator",
 ]

@@ -113,12 +113,12 @@ class TranslationPipeline(Seq2SeqPipeline):
         self.ctranslate2 = None
         if engine == "ctranslate2":
             try:  # (transformers skips imports inside `try` when it checks what remote code needs)
-                from hf_seq2seq.export_ctranslate2 import ctranslate2_translator, decoding_options
+                from hf_seq2seq.export_ctranslate2 import ctranslate2_translator, decoding_options, translate_tokens
             except ImportError as error:
                 raise ImportError(f"engine='ctranslate2' needs hf_seq2seq and ctranslate2: pip install "
                                   f'"hf_seq2seq[ctranslate2]" ({error})') from None
             self.ctranslate2 = ctranslate2_translator(self.model.name_or_path)
-            self.decoding_options = decoding_options
+            self.decoding_options, self.translate_tokens = decoding_options, translate_tokens
 
     def _forward(self, model_inputs, **generate_kwargs):
         if self.ctranslate2 is None:
@@ -128,9 +128,10 @@ class TranslationPipeline(Seq2SeqPipeline):
         sources = [self.tokenizer.convert_ids_to_tokens(ids[mask.bool()].tolist())
                    for ids, mask in zip(model_inputs["input_ids"], model_inputs["attention_mask"])]
         options = self.decoding_options(self.model.name_or_path, kwargs.get("num_beams"), kwargs.get("max_new_tokens"))
-        results = self.ctranslate2.translate_batch(sources, num_hypotheses=kwargs.get("num_return_sequences") or 1,
-                                                   return_alternatives=False, max_input_length=0, **options)
-        rows = [[self.tokenizer.convert_tokens_to_ids(h) for h in result.hypotheses] for result in results]
+        hypotheses = self.translate_tokens(self.ctranslate2, self.model.name_or_path, sources, options,
+                                           num_hypotheses=kwargs.get("num_return_sequences") or 1,
+                                           return_alternatives=False)
+        rows = [[self.tokenizer.convert_tokens_to_ids(h) for h in best] for best in hypotheses]
         width = max(len(ids) for hypotheses in rows for ids in hypotheses)
         pad = self.tokenizer.pad_token_id
         output_ids = torch.tensor([[ids + [pad] * (width - len(ids)) for ids in hypotheses] for hypotheses in rows])

@@ -124,8 +124,8 @@ def test_cli_and_pipeline_take_the_engine_option(model_dir, sources, capsys):
 
 
 def test_source_length_bound_gives_the_same_greedy_text(model_dir, sources):
-    """With a bound in the generation config that cuts most sentences, the CTranslate2 engine, the CLI's translate
-    and the pipeline give the same greedy text, each sentence at most `a * source tokens + b` tokens, </s> included."""
+    """With a bound in the generation config that cuts most sentences, the CLI's translate, the CTranslate2 engine
+    and the pipeline on either engine give the same greedy text, each sentence at most `a * source tokens + b` tokens, </s> included."""
     from hf_seq2seq.hub import translation_pipeline
 
     model, tokenizer = load(model_dir)
@@ -144,5 +144,6 @@ def test_source_length_bound_gives_the_same_greedy_text(model_dir, sources):
     assert (lengths <= limits).all() and (lengths == limits).any(), (lengths, limits)
     assert sum(text != free for text, free in zip(bounded, unbounded)) > len(sources) // 2, "the bound should cut"
     assert translate_with_ctranslate2(str(model_dir), sources, num_beams=1) == bounded
-    pipe = translation_pipeline(str(model_dir))(sources, num_beams=1)
-    assert [item["translation_text"] for item in pipe] == bounded
+    for engine in ("transformers", "ctranslate2"):
+        pipe = translation_pipeline(str(model_dir), engine=engine)(sources, num_beams=1)
+        assert [item["translation_text"] for item in pipe] == bounded, engine
