@@ -139,8 +139,12 @@ class TimeBudgetCallback(TrainerCallback):
     def write(self, args, state):
         if state.is_world_process_zero:
             os.makedirs(args.output_dir, exist_ok=True)
-            with open(os.path.join(args.output_dir, "curve.json"), "w") as f:
+            # Written beside, then renamed over the old file (atomic): a run killed mid-write keeps the previous
+            # curve whole, and its resumed run can read it.
+            path = os.path.join(args.output_dir, "curve.json")
+            with open(path + ".tmp", "w") as f:
                 json.dump(self.curve, f, indent=1)
+            os.replace(path + ".tmp", path)
 
 
 def parse_config_overrides(text: str | None) -> dict:

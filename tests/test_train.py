@@ -102,6 +102,29 @@ def test_killed_run_resumes_from_last_checkpoint(tmp_path):
     assert all(a["seconds"] <= b["seconds"] for a, b in zip(curve, curve[1:]))
 
 
+def test_curve_survives_a_crash_while_it_is_written(tmp_path, monkeypatch):
+    # The kill above can land while curve.json is being rewritten; the file on disk must stay a whole curve.
+    from types import SimpleNamespace
+
+    from hf_seq2seq import training
+
+    args, state = SimpleNamespace(output_dir=str(tmp_path)), SimpleNamespace(is_world_process_zero=True)
+    callback = training.TimeBudgetCallback()
+    callback.curve = [{"seconds": 1.0, "step": 5}]
+    callback.write(args, state)
+    callback.curve.append({"seconds": 2.0, "step": 10})
+
+    def dump_then_die(obj, f, **kwargs):
+        f.write('[{"seconds": 1.0, "st')  # part of the new file, then the process dies
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(training.json, "dump", dump_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        callback.write(args, state)
+    monkeypatch.undo()
+    assert json.load(open(tmp_path / "curve.json")) == [{"seconds": 1.0, "step": 5}]
+
+
 def test_partial_and_corrupted_checkpoints_are_clear_errors(tmp_path):
     output = tmp_path / "run"
     subprocess.run(
