@@ -388,9 +388,14 @@ class SourceLengthBound(LogitsProcessor):
             self.start = input_ids.shape[1]
             self.limits = self.limits.to(scores.device).repeat_interleave(input_ids.shape[0] // len(self.limits))
         last = (input_ids.shape[1] - self.start + 1) >= self.limits  # the token chosen now is the last one allowed
-        eos_only = torch.full_like(scores[0], float("-inf"))
-        eos_only[self.eos_token_id] = 0
-        return torch.where(last[:, None], scores + eos_only, scores)
+        if not last.any():  # most steps: no row is at its bound, and a full-size copy of the scores is what costs
+            return scores
+        rows = last.nonzero().squeeze(1)
+        scores = scores.clone()  # the caller's scores stay as they were (transformers' processors do not write in place)
+        eos_scores = scores[rows, self.eos_token_id]
+        scores[rows] = float("-inf")
+        scores[rows, self.eos_token_id] = eos_scores
+        return scores
 
 
 class HFSeq2SeqPreTrainedModel(PreTrainedModel):

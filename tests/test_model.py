@@ -13,7 +13,7 @@ from torch.nn import functional as F
 from transformers import AutoModel, AutoModelForSeq2SeqLM, CompileConfig, DynamicCache, EncoderDecoderCache, GenerationConfig
 
 from hf_seq2seq import HFSeq2SeqConfig, HFSeq2SeqForConditionalGeneration, HFSeq2SeqModel
-from hf_seq2seq.modeling_hf_seq2seq import HFSeq2SeqAttention, HFSeq2SeqBeamSearchCache, eager_attention_forward
+from hf_seq2seq.modeling_hf_seq2seq import HFSeq2SeqAttention, HFSeq2SeqBeamSearchCache, SourceLengthBound, eager_attention_forward
 
 from conftest import BOS, EOS, PAD, padded_batch, tiny_config, tiny_model
 
@@ -541,6 +541,21 @@ def test_source_length_bound_stops_each_sentence_at_its_own_limit(settings):
         if settings.get("num_beams", 1) == 1 and not settings.get("do_sample"):
             assert len(generated) == limit  # greedy runs on to the limit, which ends it with </s>
             assert generated[:-1] == [t for t in free[row].tolist()[1:limit]]  # the same tokens until then
+
+
+def test_source_length_bound_processor_touches_only_the_rows_at_their_bound():
+    bound = SourceLengthBound(torch.tensor([3, 5]), eos_token_id=EOS)
+    torch.manual_seed(0)
+    scores = torch.randn(4, 20).log_softmax(-1)  # 2 sentences x 2 beams
+    before = scores.clone()
+    prompt = torch.full((4, 1), BOS)
+    assert torch.equal(bound(prompt, scores), before)  # step 1 of 3 and of 5: nothing forced
+    at_third = bound(torch.cat([prompt, torch.ones(4, 2, dtype=torch.long)], 1), scores)  # the 3rd token is chosen now
+    assert torch.equal(scores, before), "the caller's scores are not written in place"
+    assert torch.equal(at_third[2:], before[2:])  # the second sentence (bound 5) is untouched
+    assert torch.equal(at_third[:2, EOS], before[:2, EOS])  # </s> keeps its score, so beams still rank by it
+    others = torch.arange(20) != EOS
+    assert torch.isinf(at_third[:2][:, others]).all() and (at_third[:2][:, others] < 0).all()
 
 
 def test_source_length_bound_comes_from_the_generation_config(tmp_path):
