@@ -28,15 +28,15 @@ case "$run" in
       # after the run name replaces this one: repeat dropout=0.3 in it.
       corpus=(--config_overrides dropout=0.3); fi
     name=${NAME:-$run-small}
+    average=${AVERAGE:-5}
     # --validation_file with --max_eval_samples 1000: the BLEU-against-time curve, every 1000 steps;
     # --test_file: the same dev set, in full, scored once at the end.
     # A checkpoint every 500 steps, the last 5 (AVERAGE=n: n) kept: after training they are averaged (Vaswani et
     # al., 2017) into outputs/NAME-avg5 (-avgN), scored on the whole dev set too.
     args=(--train_file "$train" --validation_file "$dev" --test_file "$dev" --max_eval_samples 1000
           --vocab_size 8000 --max_train_minutes 60 --per_device_train_batch_size 128 --learning_rate 1.5e-3
-          --warmup_steps 800 --eval_steps 1000 --save_steps 500 --save_total_limit "${AVERAGE:-5}"
-          --dataset_label "$run-en-fr" "${corpus[@]}" "${@:2}")
-    average=${AVERAGE:-5} ;;
+          --warmup_steps 800 --eval_steps 1000 --save_steps 500 --save_total_limit "$average"
+          --dataset_label "$run-en-fr" "${corpus[@]}" "${@:2}") ;;
   dialogsum)
     name=dialogsum-small
     args=(--task summarization --train_file $data/dialogsum/train.jsonl --validation_file $data/dialogsum/dev.jsonl

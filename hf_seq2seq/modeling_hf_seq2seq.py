@@ -388,9 +388,9 @@ class SourceLengthBound(LogitsProcessor):
             self.start = input_ids.shape[1]
             self.limits = self.limits.to(scores.device).repeat_interleave(input_ids.shape[0] // len(self.limits))
         last = (input_ids.shape[1] - self.start + 1) >= self.limits  # the token chosen now is the last one allowed
-        if not last.any():  # most steps: no row is at its bound, and a full-size copy of the scores is what costs
-            return scores
         rows = last.nonzero().squeeze(1)
+        if len(rows) == 0:  # most steps: no row is at its bound, and a full-size copy of the scores is what costs
+            return scores
         scores = scores.clone()  # the caller's scores stay as they were (transformers' processors do not write in place)
         eos_scores = scores[rows, self.eos_token_id]
         scores[rows] = float("-inf")
