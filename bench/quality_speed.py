@@ -2,18 +2,22 @@
 
 Each model folder translates the whole Tatoeba dev set (8,152 sentences, beam 4, batch 32, 2 cores) with the
 transformers `generate()` path, and optionally with CTranslate2 (the export cached beside the model); BLEU is
-sacreBLEU against the references. Contenders run one after the other after a warm-up batch, alone on the machine.
+sacreBLEU against the references. Contenders run after a warm-up batch, alone on the machine; with `--rounds n` they
+take turns (A B C A B C ...) and each reports its median time, so that a box that slows down mid-run slows all of
+them alike; `--reference LABEL` adds each one's speed as a ratio to that contender's.
 
     python bench/quality_speed.py outputs/tatoeba-small outputs/tatoeba-marian ... [--ctranslate2] \
-        [--labels "today's recipe" "MarianMTModel" ...]
+        [--labels "today's recipe" "MarianMTModel" ...] [--rounds 3 --reference MarianMTModel]
     -> bench/results/quality_speed.json, bench/results/quality_speed.png
     python bench/quality_speed.py --merge A.json B.json ... --output bench/results/quality_speed.json
     -> the rows of several such runs in one file and one picture (nothing is re-measured)
 """
 
 import argparse
+import functools
 import json
 import os
+import statistics
 import sys
 import time
 
@@ -30,16 +34,32 @@ from hf_seq2seq.metrics import load_bleu_chrf  # noqa: E402
 DEV = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "tatoeba-en-fr", "dev.tsv")
 
 
-def measure(name, translate, sources, references, metric):
-    translate(sources[:32])  # warm-up
-    start = time.perf_counter()
-    outputs = translate(sources)
-    seconds = time.perf_counter() - start
-    bleu = metric.compute(predictions=outputs, references=references)["bleu"]
-    row = {"name": name, "bleu": round(bleu, 2), "seconds": round(seconds, 1),
-           "sentences_per_second": round(len(sources) / seconds, 1)}
-    print(json.dumps(row), flush=True)
-    return row
+def measure(contenders, sources, references, metric, rounds: int = 1):
+    """contenders: (name, translate, extra row fields). Each translates the sources `rounds` times, in turns; BLEU
+    from the first round's output (decoding is deterministic), time the median of the rounds."""
+    for _, translate, _ in contenders:
+        translate(sources[:32])  # warm-up
+    outputs, seconds = {}, {name: [] for name, _, _ in contenders}
+    for _ in range(rounds):
+        for name, translate, _ in contenders:
+            start = time.perf_counter()
+            outputs.setdefault(name, translate(sources))
+            seconds[name].append(round(time.perf_counter() - start, 1))
+            print(name, seconds[name][-1], "s", flush=True)
+    rows = []
+    for name, _, extra in contenders:
+        median = statistics.median(seconds[name])
+        bleu = metric.compute(predictions=outputs[name], references=references)["bleu"]
+        rows.append({"name": name, "bleu": round(bleu, 2), "seconds": round(median, 1),
+                     "sentences_per_second": round(len(sources) / median, 1)}
+                    | ({"seconds_per_round": seconds[name]} if rounds > 1 else {}) | extra)
+        print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def translate_with_generate(model, tokenizer, texts):
+    with torch.inference_mode():
+        return generate_texts(model, tokenizer, texts, num_beams=4, batch_size=32)
 
 
 def main():
@@ -49,6 +69,8 @@ def main():
     parser.add_argument("--ctranslate2", action="store_true", help="also time each model with CTranslate2")
     parser.add_argument("--test_file", default=DEV)
     parser.add_argument("--max_sentences", type=int, default=None)
+    parser.add_argument("--rounds", type=int, default=1, help="times each contender translates the set, in turns")
+    parser.add_argument("--reference", default=None, help="label of the contender the others' speed is divided by")
     parser.add_argument("--output", default="bench/results/quality_speed.json")
     parser.add_argument("--merge", nargs="+", default=None, metavar="JSON", help="results of earlier runs to combine")
     args = parser.parse_args()
@@ -62,27 +84,35 @@ def main():
     if not args.models:
         parser.error("give model folders to measure, or --merge result files")
     labels = args.labels or [os.path.basename(os.path.normpath(m)) for m in args.models]
+    names = labels + [f"{label} + CTranslate2" for label in labels] if args.ctranslate2 else labels
+    if args.reference is not None and args.reference not in names:
+        parser.error(f"--reference {args.reference!r} is none of the contenders' labels: {names}")
     pairs = load_file(args.test_file, "en", "fr")["translation"][: args.max_sentences]
     sources, references = [p["en"] for p in pairs], [p["fr"] for p in pairs]
     metric = load_bleu_chrf()
     torch.set_num_threads(os.cpu_count() or 1)
-    rows = []
+    contenders = []
     for folder, label in zip(args.models, labels):
         tokenizer = AutoTokenizer.from_pretrained(folder)
         model = AutoModelForSeq2SeqLM.from_pretrained(folder).eval()
-        with torch.inference_mode():
-            rows.append(measure(label, lambda texts: generate_texts(model, tokenizer, texts, num_beams=4, batch_size=32),
-                                sources, references, metric) | {"model": folder, "engine": "transformers"})
+        contenders.append((label, functools.partial(translate_with_generate, model, tokenizer),
+                           {"model": folder, "engine": "transformers"}))
         if args.ctranslate2:
             from hf_seq2seq.export_ctranslate2 import ctranslate2_translator, translate_with_ctranslate2
 
-            translator = ctranslate2_translator(folder)
-            rows.append(measure(f"{label} + CTranslate2", lambda texts: translate_with_ctranslate2(
-                folder, texts, num_beams=4, batch_size=32, translator=translator), sources, references, metric)
-                | {"model": folder, "engine": "ctranslate2"})
+            contenders.append((f"{label} + CTranslate2", functools.partial(
+                translate_with_ctranslate2, folder, num_beams=4, batch_size=32, translator=ctranslate2_translator(folder)),
+                {"model": folder, "engine": "ctranslate2"}))
+    rows = measure(contenders, sources, references, metric, args.rounds)
+    if args.reference:
+        reference = next(row for row in rows if row["name"] == args.reference)
+        for row in rows:
+            row["speed_vs_reference"] = round(row["sentences_per_second"] / reference["sentences_per_second"], 2)
+            print(f"{row['name']}: BLEU {row['bleu']}, {row['speed_vs_reference']}x {args.reference}'s speed")
     os.makedirs(os.path.dirname(args.output), exist_ok=True)
     with open(args.output, "w") as f:
-        json.dump({"test_file": args.test_file, "sentences": len(sources), "rows": rows}, f, indent=1)
+        json.dump({"test_file": args.test_file, "sentences": len(sources), "rounds": args.rounds,
+                   "reference": args.reference, "rows": rows}, f, indent=1)
     plot(rows, args.output.replace(".json", ".png"))
 
 
