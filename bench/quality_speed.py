@@ -44,15 +44,15 @@ def measure(contenders, sources, references, metric, rounds: int = 1):
         for name, translate, _ in contenders:
             start = time.perf_counter()
             outputs.setdefault(name, translate(sources))
-            seconds[name].append(round(time.perf_counter() - start, 1))
-            print(name, seconds[name][-1], "s", flush=True)
+            seconds[name].append(time.perf_counter() - start)
+            print(name, round(seconds[name][-1], 1), "s", flush=True)
     rows = []
     for name, _, extra in contenders:
         median = statistics.median(seconds[name])
         bleu = metric.compute(predictions=outputs[name], references=references)["bleu"]
         rows.append({"name": name, "bleu": round(bleu, 2), "seconds": round(median, 1),
                      "sentences_per_second": round(len(sources) / median, 1)}
-                    | ({"seconds_per_round": seconds[name]} if rounds > 1 else {}) | extra)
+                    | ({"seconds_per_round": [round(t, 1) for t in seconds[name]]} if rounds > 1 else {}) | extra)
         print(json.dumps(rows[-1]), flush=True)
     return rows
 
@@ -84,7 +84,7 @@ def main():
     if not args.models:
         parser.error("give model folders to measure, or --merge result files")
     labels = args.labels or [os.path.basename(os.path.normpath(m)) for m in args.models]
-    names = labels + [f"{label} + CTranslate2" for label in labels] if args.ctranslate2 else labels
+    names = (labels + [f"{label} + CTranslate2" for label in labels]) if args.ctranslate2 else labels
     if args.reference is not None and args.reference not in names:
         parser.error(f"--reference {args.reference!r} is none of the contenders' labels: {names}")
     pairs = load_file(args.test_file, "en", "fr")["translation"][: args.max_sentences]
