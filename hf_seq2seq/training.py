@@ -22,7 +22,7 @@ class ModelArguments:
     model_name_or_path: str | None = field(
         default=None, metadata={"help": "Continue from a trained model (folder or Hub id) instead of a new one."}
     )
-    preset: str = field(default="small", metadata={"help": "Size of a new model: tiny, small, base or big."})
+    preset: str = field(default="small", metadata={"help": "Size of a new model: tiny, small, small-deep-encoder, base or big."})
     config_overrides: str | None = field(
         default=None, metadata={"help": "Config fields of a new model, e.g. `dropout=0.2,encoder_layers=4` (of a "
                                 "continued one too, e.g. its dropout)."}

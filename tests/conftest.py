@@ -10,16 +10,17 @@ from hf_seq2seq import HFSeq2SeqConfig, HFSeq2SeqForConditionalGeneration
 BOS, PAD, EOS = 0, 1, 2
 
 
-def tiny_config(**overrides) -> HFSeq2SeqConfig:
-    """A tiny model with dropout off, so outputs are deterministic."""
+def tiny_config(preset: str = "tiny", **overrides) -> HFSeq2SeqConfig:
+    """A model of the preset's shape (the tiny one by default) with a 40-token vocabulary and dropout off, so
+    outputs are deterministic."""
     kwargs = dict(vocab_size=40, dropout=0.0, max_position_embeddings=64)
     kwargs.update(overrides)
-    return HFSeq2SeqConfig.from_preset("tiny", **kwargs)
+    return HFSeq2SeqConfig.from_preset(preset, **kwargs)
 
 
-def tiny_model(seed: int = 0, **overrides) -> HFSeq2SeqForConditionalGeneration:
+def tiny_model(seed: int = 0, preset: str = "tiny", **overrides) -> HFSeq2SeqForConditionalGeneration:
     torch.manual_seed(seed)
-    return HFSeq2SeqForConditionalGeneration(tiny_config(**overrides)).eval()
+    return HFSeq2SeqForConditionalGeneration(tiny_config(preset, **overrides)).eval()
 
 
 def padded_batch(lengths, vocab_size=40, seed=0):

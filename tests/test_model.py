@@ -17,6 +17,10 @@ from hf_seq2seq.modeling_hf_seq2seq import HFSeq2SeqAttention, HFSeq2SeqBeamSear
 
 from conftest import BOS, EOS, PAD, padded_batch, tiny_config, tiny_model
 
+# The model tests marked with it run on every preset whose shape the tiny model does not cover, at the preset's real
+# size (a 40-token vocabulary): `small-deep-encoder` has more encoder than decoder layers.
+EACH_PRESET_SHAPE = pytest.mark.parametrize("preset", ["tiny", "small-deep-encoder"])
+
 
 def test_attention_is_the_formula():
     """The eager kernel is softmax(QKᵀ/√d_k)V, computed here by hand for one head."""
@@ -29,8 +33,9 @@ def test_attention_is_the_formula():
     torch.testing.assert_close(output[0, :, 0], expected_weights @ v[0, 0])
 
 
-def test_save_load_roundtrip_gives_identical_logits(tmp_path):
-    model = tiny_model()
+@EACH_PRESET_SHAPE
+def test_save_load_roundtrip_gives_identical_logits(tmp_path, preset):
+    model = tiny_model(preset=preset)
     input_ids, attention_mask = padded_batch([7, 4])
     labels = padded_batch([5, 6], seed=1)[0]
     model.save_pretrained(tmp_path)
@@ -119,8 +124,9 @@ def test_auto_classes_are_registered():
 # --- KV cache -----------------------------------------------------------------------------------------------------
 
 
-def test_incremental_decoding_matches_full_forward():
-    model = tiny_model()
+@EACH_PRESET_SHAPE
+def test_incremental_decoding_matches_full_forward(preset):
+    model = tiny_model(preset=preset)
     input_ids, attention_mask = padded_batch([9, 6])
     decoder_input_ids = padded_batch([7, 7], seed=5)[0]
     decoder_input_ids[:, 0] = model.config.decoder_start_token_id
@@ -141,8 +147,9 @@ def test_incremental_decoding_matches_full_forward():
     assert cache.cross_attention_cache.get_seq_length() == input_ids.shape[1]
 
 
-def test_cross_attention_projections_run_once_per_generation():
-    model = tiny_model()
+@EACH_PRESET_SHAPE
+def test_cross_attention_projections_run_once_per_generation(preset):
+    model = tiny_model(preset=preset)
     input_ids, attention_mask = padded_batch([6, 4])
     calls = []
     handles = [layer.encoder_attn.kv_proj.register_forward_hook(lambda *a: calls.append(1)) for layer in model.model.decoder.layers]
@@ -161,8 +168,9 @@ def test_cross_attention_projections_run_once_per_generation():
     ],
     ids=["greedy", "beam4", "sample"],
 )
-def test_generation_is_the_same_with_and_without_cache(kwargs):
-    model = tiny_model(seed=1)
+@EACH_PRESET_SHAPE
+def test_generation_is_the_same_with_and_without_cache(kwargs, preset):
+    model = tiny_model(preset=preset, seed=1)
     input_ids, attention_mask = padded_batch([8, 5, 7], seed=4)
     outputs = []
     for use_cache in (True, False):
@@ -173,8 +181,9 @@ def test_generation_is_the_same_with_and_without_cache(kwargs):
     assert torch.equal(outputs[0], outputs[1])
 
 
-def test_generate_options():
-    model = tiny_model(seed=2, attn_implementation="eager")  # attention weights need the eager kernel
+@EACH_PRESET_SHAPE
+def test_generate_options(preset):
+    model = tiny_model(preset=preset, seed=2, attn_implementation="eager")  # attention weights need the eager kernel
     input_ids, attention_mask = padded_batch([8, 5], seed=4)
     out = model.generate(
         input_ids=input_ids, attention_mask=attention_mask, num_beams=4, num_return_sequences=3, length_penalty=0.6,
@@ -199,12 +208,13 @@ def test_generate_options():
 
 
 @pytest.mark.parametrize("normalize_before", [True, False])
-def test_eager_and_sdpa_agree_with_padding(normalize_before):
+@EACH_PRESET_SHAPE
+def test_eager_and_sdpa_agree_with_padding(normalize_before, preset):
     input_ids, attention_mask = padded_batch([9, 4, 6])
     decoder_input_ids, decoder_attention_mask = padded_batch([5, 7, 3], seed=8)
     outputs = {}
     for implementation in ("eager", "sdpa"):
-        model = tiny_model(normalize_before=normalize_before)
+        model = tiny_model(preset=preset, normalize_before=normalize_before)
         model.set_attn_implementation(implementation)
         assert model.config._attn_implementation == implementation
         per_module = {}
@@ -231,11 +241,12 @@ def test_eager_and_sdpa_agree_with_padding(normalize_before):
     torch.testing.assert_close(eager.logits[real], sdpa.logits[real], atol=1e-5, rtol=0)
 
 
-def test_eager_and_sdpa_generate_the_same():
+@EACH_PRESET_SHAPE
+def test_eager_and_sdpa_generate_the_same(preset):
     input_ids, attention_mask = padded_batch([9, 4, 6])
     results = []
     for implementation in ("eager", "sdpa"):
-        model = tiny_model(seed=4, attn_implementation=implementation)
+        model = tiny_model(preset=preset, seed=4, attn_implementation=implementation)
         results.append(model.generate(input_ids=input_ids, attention_mask=attention_mask, num_beams=4, max_new_tokens=10))
     assert torch.equal(results[0], results[1])
 
@@ -243,8 +254,9 @@ def test_eager_and_sdpa_generate_the_same():
 # --- gradients and weights ----------------------------------------------------------------------------------------
 
 
-def test_gradients_reach_every_parameter():
-    model = tiny_model(position_embedding_type="learned", share_encoder_decoder_embeddings=False).train()
+@EACH_PRESET_SHAPE
+def test_gradients_reach_every_parameter(preset):
+    model = tiny_model(preset=preset, position_embedding_type="learned", share_encoder_decoder_embeddings=False).train()
     input_ids, attention_mask = padded_batch([7, 5])
     labels = padded_batch([6, 4], seed=1)[0].masked_fill(padded_batch([6, 4], seed=1)[1] == 0, -100)
     model(input_ids=input_ids, attention_mask=attention_mask, labels=labels).loss.backward()
@@ -266,12 +278,13 @@ def test_loss_ignores_minus_100_and_builds_decoder_inputs():
     torch.testing.assert_close(out.loss, expected)
 
 
-def test_gradient_checkpointing_gives_the_same_gradients():
+@EACH_PRESET_SHAPE
+def test_gradient_checkpointing_gives_the_same_gradients(preset):
     input_ids, attention_mask = padded_batch([7, 5])
     labels = padded_batch([6, 6], seed=1)[0]
     grads = []
     for checkpointing in (False, True):
-        model = tiny_model().train()
+        model = tiny_model(preset=preset).train()
         if checkpointing:
             model.activation_checkpointing_enable()
             assert model.model.encoder.layers[0].gradient_checkpointing
@@ -331,6 +344,10 @@ def test_presets():
     assert (base.encoder_layers, base.decoder_layers, base.encoder_attention_heads, base.encoder_ffn_dim) == (6, 6, 8, 2048)
     big = HFSeq2SeqConfig.from_preset("big", dropout=0.3)
     assert (big.d_model, big.encoder_attention_heads, big.decoder_ffn_dim, big.dropout) == (1024, 16, 4096, 0.3)
+    # small with a decoder layer moved to the encoder: the same width and depth in all.
+    small, deep_encoder = HFSeq2SeqConfig.from_preset("small"), HFSeq2SeqConfig.from_preset("small-deep-encoder")
+    assert (deep_encoder.encoder_layers, deep_encoder.decoder_layers) == (4, 2)
+    assert (deep_encoder.d_model, deep_encoder.encoder_ffn_dim) == (small.d_model, small.encoder_ffn_dim)
     with pytest.raises(ValueError, match="Unknown preset 'huge'"):
         HFSeq2SeqConfig.from_preset("huge")
 
@@ -452,10 +469,11 @@ def test_ctranslate2_export_runs_the_same_function(normalize_before, tmp_path):
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
-def test_half_precision_from_pretrained_runs_forward_and_generate(tmp_path, dtype):
+@EACH_PRESET_SHAPE
+def test_half_precision_from_pretrained_runs_forward_and_generate(tmp_path, dtype, preset):
     """`from_pretrained(..., dtype=...)` builds the model in half precision: the sinusoidal table must follow, or it
     promotes the hidden states to float32 and LayerNorm fails with "mixed dtype"."""
-    tiny_model(seed=5).save_pretrained(tmp_path)
+    tiny_model(preset=preset, seed=5).save_pretrained(tmp_path)
     model = AutoModelForSeq2SeqLM.from_pretrained(tmp_path, dtype=dtype).eval()
     assert {p.dtype for p in model.parameters()} == {dtype}
     assert model.model.encoder.embed_positions.weight.dtype == dtype
