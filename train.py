@@ -22,6 +22,7 @@ import os
 import sys
 from pathlib import Path
 
+import torch
 import transformers
 from transformers import AutoTokenizer, GenerationConfig, HfArgumentParser, IntervalStrategy, set_seed
 
@@ -194,6 +195,11 @@ def main(argv=None, trainer_class=TokenBudgetSeq2SeqTrainer):
         write_model_card(training_args, model_args, data_args, task, trainer.model, results, metrics, samples, command)
         if push_to_hub:
             push_folder(training_args.output_dir, training_args.hub_model_id, private=training_args.hub_private_repo)
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        # Under `accelerate launch`, the other processes wait for the main one's card, then all leave the process
+        # group together: a process that exited with it open sometimes aborted in teardown ("terminate called").
+        trainer.accelerator.wait_for_everyone()
+        torch.distributed.destroy_process_group()
     return results
 
 
