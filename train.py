@@ -22,7 +22,6 @@ import os
 import sys
 from pathlib import Path
 
-import torch
 import transformers
 from transformers import AutoTokenizer, GenerationConfig, HfArgumentParser, IntervalStrategy, set_seed
 
@@ -195,11 +194,11 @@ def main(argv=None, trainer_class=TokenBudgetSeq2SeqTrainer):
         write_model_card(training_args, model_args, data_args, task, trainer.model, results, metrics, samples, command)
         if push_to_hub:
             push_folder(training_args.output_dir, training_args.hub_model_id, private=training_args.hub_private_repo)
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        # Under `accelerate launch`, the other processes wait for the main one's card, then all leave the process
-        # group together: a process that exited with it open sometimes aborted in teardown ("terminate called").
-        trainer.accelerator.wait_for_everyone()
-        torch.distributed.destroy_process_group()
+    # Under `accelerate launch`, the other processes wait for the main one's card, then all leave the process group
+    # together (end_training destroys it): a process that exited with it open sometimes aborted in teardown
+    # ("terminate called without an active exception"). In a single process both calls do nothing.
+    trainer.accelerator.wait_for_everyone()
+    trainer.accelerator.end_training()
     return results
 
 
