@@ -142,7 +142,7 @@ def plot(rows, path):
         ax.scatter(row["sentences_per_second"], row["bleu"], marker=marker, color=color)
         # labels of the right half go left and below their point, so that long names stay inside the figure and
         # clear of a label at the same BLEU on the left (a model and its CTranslate2 export)
-        left = len(rows) > 1 and row["sentences_per_second"] > right_half
+        left = row["sentences_per_second"] > right_half
         ax.annotate(row["name"], (row["sentences_per_second"], row["bleu"]), textcoords="offset points",
                     xytext=(-5, -6) if left else (5, 4), ha="right" if left else "left",
                     va="top" if left else "baseline", fontsize=8)

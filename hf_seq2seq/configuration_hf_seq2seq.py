@@ -144,7 +144,7 @@ class HFSeq2SeqConfig(PretrainedConfig):
 
     @classmethod
     def from_preset(cls, name: str, **kwargs) -> "HFSeq2SeqConfig":
-        """A config of a named size (`tiny`, `small`, `base`, `big`); keyword arguments override any field."""
+        """A config of a named shape (a key of PRESETS); keyword arguments override any field."""
         if name not in PRESETS:
             raise ValueError(f"Unknown preset {name!r}; choose one of {sorted(PRESETS)}.")
         return cls(**{**PRESETS[name], **kwargs})

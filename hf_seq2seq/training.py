@@ -14,6 +14,8 @@ from transformers import Seq2SeqTrainingArguments, TrainerCallback
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, IntervalStrategy, SaveStrategy
 from transformers.training_args import SchedulerType
 
+from .configuration_hf_seq2seq import PRESETS
+
 logger = logging.getLogger(__name__)
 
 
@@ -22,7 +24,7 @@ class ModelArguments:
     model_name_or_path: str | None = field(
         default=None, metadata={"help": "Continue from a trained model (folder or Hub id) instead of a new one."}
     )
-    preset: str = field(default="small", metadata={"help": "Size of a new model: tiny, small, small-deep-encoder, base or big."})
+    preset: str = field(default="small", metadata={"help": f"Shape of a new model: {', '.join(PRESETS)}."})
     config_overrides: str | None = field(
         default=None, metadata={"help": "Config fields of a new model, e.g. `dropout=0.2,encoder_layers=4` (of a "
                                 "continued one too, e.g. its dropout)."}
