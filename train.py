@@ -28,7 +28,7 @@ from transformers import AutoTokenizer, GenerationConfig, HfArgumentParser, Inte
 from hf_seq2seq import HFSeq2SeqConfig
 from hf_seq2seq.alignment import plot_training_curve
 from hf_seq2seq.batching import TokenBudgetSeq2SeqTrainer
-from hf_seq2seq.data import BUILTIN, DataArguments, check_streaming, split_summary
+from hf_seq2seq.data import BUILTIN_CORPORA, BUILTIN_TATOEBA, DataArguments, builtin_corpus, check_streaming, split_summary
 from hf_seq2seq.hub import model_card, save_bundle
 from hf_seq2seq.tasks import Task, get_task
 from hf_seq2seq.tokenization import train_tokenizer
@@ -191,7 +191,13 @@ def main(argv=None, trainer_class=TokenBudgetSeq2SeqTrainer):
         print(f"\nExamples ({split or 'train'}):")
         for source, output, reference in samples:
             print(f"  {source[:300]}\n    -> {output}\n    ({task.sample_headers[2]}: {reference})")
-        write_model_card(training_args, model_args, data_args, task, trainer.model, results, metrics, samples, command)
+        showcase = task.showcase(trainer.model, tokenizer, data_args)
+        if showcase:
+            print("\nEveryday sentences:")
+            for source, output in showcase:
+                print(f"  {source}\n    -> {output}")
+        write_model_card(training_args, model_args, data_args, task, trainer.model, results, metrics, samples, command,
+                         showcase)
         if push_to_hub:
             push_folder(training_args.output_dir, training_args.hub_model_id, private=training_args.hub_private_repo)
     # Under `accelerate launch`, the other processes wait for the main one's card, then all leave the process group
@@ -218,18 +224,22 @@ def push_folder(folder: str, repo_id: str | None, private: bool | None = None) -
 
 
 def dataset_label(data_args) -> str:
-    """What the model card calls the data: the name given, the Hub id, or the folder of the training file."""
-    if data_args.dataset_label or data_args.dataset_name not in (None, BUILTIN):
-        return data_args.dataset_label or data_args.dataset_name
-    if data_args.train_file:
-        return os.path.basename(os.path.dirname(os.path.abspath(data_args.train_file))) or data_args.train_file
-    return "hf_seq2seq-builtin-en-fr"
+    """What the model card calls the data: the name given, a built-in corpus's name, the Hub id, or the folder of the
+    training file."""
+    builtin = builtin_corpus(data_args) if data_args.task == "translation" else None
+    if data_args.dataset_label or builtin:
+        return data_args.dataset_label or BUILTIN_CORPORA[builtin][0]
+    if data_args.dataset_name:
+        return data_args.dataset_name
+    return os.path.basename(os.path.dirname(os.path.abspath(data_args.train_file))) or data_args.train_file
 
 
 def scored_split_name(data_args, split: str) -> str:
     """The name of the split that was scored: its file's name (`dev` for dev.tsv), else the split's own name."""
     path = {"test": data_args.test_file, "validation": data_args.validation_file}.get(split)
-    return os.path.basename(path).split(".")[0] if path and data_args.dataset_name in (None, BUILTIN) else split
+    if path and (data_args.dataset_name is None or data_args.dataset_name in BUILTIN_CORPORA):
+        return os.path.basename(path).split(".")[0]
+    return "dev" if split == "validation" and builtin_corpus(data_args) == BUILTIN_TATOEBA else split
 
 
 def table_cell(text) -> str:
@@ -237,7 +247,8 @@ def table_cell(text) -> str:
     return text if len(text) <= 300 else text[:297] + "..."
 
 
-def write_model_card(training_args, model_args, data_args, task, model, results, train_metrics, samples, command):
+def write_model_card(training_args, model_args, data_args, task, model, results, train_metrics, samples, command,
+                     showcase=()):
     config, generation = model.config, getattr(model, "generation_config", None)
     split = "test" if "test" in results else "validation"
     scores = {key.removeprefix(f"{split}_"): value for key, value in results.get(split, {}).items()}
@@ -254,6 +265,7 @@ def write_model_card(training_args, model_args, data_args, task, model, results,
         task=task,
         languages=languages,
         dataset=dataset_label(data_args),
+        data_note=BUILTIN_CORPORA[builtin][1] if (builtin := builtin_corpus(data_args)) and task.name == "translation" else None,
         split=scored_split_name(data_args, split),
         scores=scores,
         task_title=f"{data_args.source_lang}→{data_args.target_lang} translation" if task.name == "translation" else task.name,
@@ -279,6 +291,7 @@ def write_model_card(training_args, model_args, data_args, task, model, results,
         decoding=decoding,
         sample_headers=task.sample_headers,
         samples=[[table_cell(cell) for cell in row] for row in samples],
+        showcase=[[table_cell(cell) for cell in row] for row in showcase],
         command=command,
         curve=os.path.isfile(os.path.join(training_args.output_dir, "training_curve.png")),
     )

@@ -12,7 +12,11 @@ translation data sets. Supported, with the argument names of transformers' `run_
   - `.tsv` / `.txt` with tabs: `en<TAB>fr[<TAB>attribution]` (the Tatoeba / manythings.org export),
   - line-aligned plain text: `train.en` + `train.fr` (Multi30k, WMT releases), given as either file or as the
     common prefix `train`;
-- nothing: the built-in demonstration corpus (`hf_seq2seq.corpus`).
+- nothing, or `--dataset_name builtin:tatoeba`: Tatoeba English–French, shipped with the package
+  (`hf_seq2seq/corpora/tatoeba-en-fr`, CC BY 2.0 FR); `--dataset_name builtin:grammar`: the generated grammar corpus
+  (`hf_seq2seq.corpus`), for tests and offline experiments.
+
+Text files may be gzip-compressed (`train.tsv.gz`, `train.jsonl.gz`).
 
 Files become Arrow tables on disk through `datasets`' builders (JSON, CSV) or generators read line by line (TSV, line-
 aligned text, SQuAD), memory-mapped and cached: reading WMT14's 36 million pairs never holds them in Python lists.
@@ -21,6 +25,7 @@ small, are still read into Datasets.
 """
 
 import csv
+import gzip
 import json
 import logging
 import os
@@ -39,7 +44,16 @@ from datasets.exceptions import DatasetGenerationError
 
 logger = logging.getLogger(__name__)
 
-BUILTIN = "builtin"  # --dataset_name value for the generated demonstration corpus
+# The corpora that come with the package, by their --dataset_name. ("builtin:" cannot start a Hub id.)
+BUILTIN_TATOEBA, BUILTIN_GRAMMAR = "builtin:tatoeba", "builtin:grammar"
+TATOEBA_FOLDER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpora", "tatoeba-en-fr")
+BUILTIN_CORPORA = {
+    # name: (how the model card names the data, what it says of its origin and licence)
+    BUILTIN_TATOEBA: ("tatoeba-en-fr", "Tatoeba English–French (https://tatoeba.org, via www.manythings.org/anki), "
+                      "CC BY 2.0 FR; shipped with hf_seq2seq: 150,535 training pairs, scored on its 8,152 dev pairs."),
+    BUILTIN_GRAMMAR: ("hf_seq2seq-grammar-en-fr", "The English–French corpus that hf_seq2seq generates from a small "
+                      "grammar: a demonstration, not a general translator."),
+}
 
 
 @dataclass
@@ -50,8 +64,9 @@ class DataArguments:
     )
     dataset_name: str | None = field(
         default=None,
-        metadata={"help": f"Hub data set name or local data set folder for `load_dataset`, or `{BUILTIN}` for the "
-                  "built-in demonstration corpus (the default when no file is given)."},
+        metadata={"help": f"Hub data set name or local data set folder for `load_dataset`, or a corpus of the package: "
+                  f"`{BUILTIN_TATOEBA}` (Tatoeba English–French, the default when no file is given) or "
+                  f"`{BUILTIN_GRAMMAR}` (generated from a small grammar)."},
     )
     dataset_config_name: str | None = field(default=None, metadata={"help": "Data set configuration, e.g. `fr-en`."})
     dataset_label: str | None = field(
@@ -91,7 +106,7 @@ class DataArguments:
     max_eval_samples: int | None = field(default=None, metadata={"help": "Use only the first N validation pairs."})
     max_predict_samples: int | None = field(default=None, metadata={"help": "Use only the first N test pairs."})
     preprocessing_num_workers: int | None = field(default=None, metadata={"help": "Processes for `datasets.map`."})
-    builtin_train_size: int = field(default=40000, metadata={"help": "Training pairs of the built-in corpus."})
+    builtin_train_size: int = field(default=40000, metadata={"help": f"Training pairs of `{BUILTIN_GRAMMAR}`."})
     streaming: bool = field(
         default=False,
         metadata={"help": "Read the training split as training goes (a `datasets.IterableDataset`): nothing is "
@@ -191,8 +206,8 @@ def check_streaming(args: DataArguments, training_args) -> None:
     if getattr(training_args, "max_tokens_per_batch", None):
         raise DataError("--max_tokens_per_batch sorts the whole training set by length before training, which a "
                         "stream does not allow: with --streaming, batch by --per_device_train_batch_size.")
-    if not args.train_file and args.dataset_name in (None, BUILTIN):
-        raise DataError("--streaming reads --train_file or --dataset_name; the built-in corpus is generated in memory.")
+    if builtin_corpus(args) == BUILTIN_GRAMMAR:
+        raise DataError(f"--streaming reads --train_file or --dataset_name; {BUILTIN_GRAMMAR} is generated in memory.")
     # Under several processes each one reads the stream and pads its own batches: accelerate gives it every
     # num_processes-th batch (`IterableDatasetShard`) or its own shards of the data (`IterableDataset.shard`). Its
     # default for an IterableDataset, dispatch_batches=True, has process 0 read for all and concatenate the batches
@@ -229,6 +244,11 @@ def _check_stream(dataset):
 # --- Parallel text ----------------------------------------------------------------------------------------------------
 
 
+def file_extension(path: str) -> str:
+    """`.tsv` for `train.tsv` and for `train.tsv.gz` (datasets' builders and `_lines` read gzip themselves)."""
+    return os.path.splitext(path.removesuffix(".gz"))[1].lower()
+
+
 def _check_file(path: str) -> None:
     if not os.path.isfile(path):
         raise DataError(f"Data file {path!r} does not exist. Check the path given to --train_file/--validation_file/--test_file.")
@@ -253,9 +273,9 @@ def _plain_text_pair(path: str, source_lang: str, target_lang: str) -> tuple[str
 
 
 def _lines(path: str):
-    """The lines of a UTF-8 file, one at a time, split as Python's text files split them ("\n", "\r\n", or an old
-    Mac "\r"). Read as bytes so that an encoding error names its line."""
-    with open(path, "rb") as f:
+    """The lines of a UTF-8 file (gzip-compressed if its name ends in .gz), one at a time, split as Python's text files
+    split them ("\n", "\r\n", or an old Mac "\r"). Read as bytes so that an encoding error names its line."""
+    with (gzip.open if path.endswith(".gz") else open)(path, "rb") as f:
         for number, line in enumerate(f, start=1):
             try:
                 text = line.decode("utf-8")
@@ -371,7 +391,7 @@ def read_table(path: str, streaming: bool = False):
     SQuAD's nested JSON (`data -> paragraphs -> qas`) becomes one record per question, in the Hub's flat layout.
     With `streaming`, an IterableDataset read as it is iterated."""
     _check_file(path)
-    extension = os.path.splitext(path)[1].lower()
+    extension = file_extension(path)
     if extension in (".json", ".jsonl"):
         if _is_squad_json(path):
             return read_squad_json(path, streaming)
@@ -390,13 +410,13 @@ def read_table(path: str, streaming: bool = False):
 
 def _is_squad_json(path: str) -> bool:
     """SQuAD's official files are one JSON object `{"version": ..., "data": [articles]}`."""
-    with open(path, encoding="utf-8") as f:
+    with (gzip.open if path.endswith(".gz") else open)(path, "rt", encoding="utf-8") as f:
         start = f.read(4096).lstrip()
     return start.startswith("{") and '"data"' in start and ('"paragraphs"' in start or '"version"' in start)
 
 
 def _squad_records(path: str, stamp: tuple):
-    with open(path, encoding="utf-8") as f:
+    with (gzip.open if path.endswith(".gz") else open)(path, "rt", encoding="utf-8") as f:
         articles = json.load(f)["data"]
     for article in articles:
         for paragraph in article["paragraphs"]:
@@ -449,7 +469,7 @@ def load_file(path: str, source_lang: str, target_lang: str, streaming: bool = F
     if pair is not None:
         return _check_stream(_load_plain_text(*pair, source_lang, target_lang, streaming))
     _check_file(path)
-    extension = os.path.splitext(path)[1].lower()
+    extension = file_extension(path)
     if extension in (".json", ".jsonl"):
         try:
             dataset = _check_stream(load_dataset("json", data_files=path, split="train", streaming=streaming))
@@ -477,25 +497,45 @@ def load_raw_datasets(args: DataArguments) -> DatasetDict:
     """The splits named by the arguments, as {"train", "validation", "test"} (those that exist); with --streaming,
     "train" is an IterableDataset."""
     files = {"train": args.train_file, "validation": args.validation_file, "test": args.test_file}
-    if args.dataset_name not in (None, BUILTIN):
+    builtin = builtin_corpus(args)
+    if builtin is not None:
+        if (args.source_lang, args.target_lang) != ("en", "fr"):
+            raise DataError(f"{builtin} is English→French: use --source_lang en --target_lang fr, or give data.")
+        splits = load_builtin(builtin, args)
+        # Files given beside a built-in corpus add or replace their splits (e.g. a test file of your own).
+        splits.update({name: load_file(path, args.source_lang, args.target_lang) for name, path in files.items() if path})
+    elif args.dataset_name is not None:
         splits = {name: _check_translation_column(split, f"{args.dataset_name}[{name}]", args.source_lang, args.target_lang)
                   for name, split in load_hub_dataset(args).items()}
-    elif any(files.values()):
+    else:
         splits = {name: load_file(path, args.source_lang, args.target_lang, streams(args, name))
                   for name, path in files.items() if path}
-    else:
-        from .corpus import generate_corpus
-
-        if (args.source_lang, args.target_lang) != ("en", "fr"):
-            raise DataError("The built-in corpus is English→French: use --source_lang en --target_lang fr, or give data.")
-        corpus = generate_corpus(train_size=args.builtin_train_size)
-        splits = {name: Dataset.from_list(rows) for name, rows in corpus.items()}
 
     limits = {"train": args.max_train_samples, "validation": args.max_eval_samples, "test": args.max_predict_samples}
     for name, limit in limits.items():
         if name in splits and limit is not None:
             splits[name] = first(splits[name], limit)
     return DatasetDict({name: drop_empty_pairs(split, args, name) for name, split in splits.items()})
+
+
+def builtin_corpus(args: DataArguments) -> str | None:
+    """The package's corpus that the arguments name: `--dataset_name builtin:...`, or Tatoeba when no data is given."""
+    if args.dataset_name is None:
+        return None if any((args.train_file, args.validation_file, args.test_file)) else BUILTIN_TATOEBA
+    if args.dataset_name.startswith("builtin:") and args.dataset_name not in BUILTIN_CORPORA:
+        raise DataError(f"--dataset_name {args.dataset_name}: no such built-in corpus; there are "
+                        f"{', '.join(BUILTIN_CORPORA)}.")
+    return args.dataset_name if args.dataset_name in BUILTIN_CORPORA else None
+
+
+def load_builtin(name: str, args: DataArguments) -> dict:
+    """Tatoeba's train and dev files (dev as the validation split), or the generated grammar corpus."""
+    if name == BUILTIN_TATOEBA:
+        return {"train": load_file(os.path.join(TATOEBA_FOLDER, "train.tsv.gz"), "en", "fr", streams(args, "train")),
+                "validation": load_file(os.path.join(TATOEBA_FOLDER, "dev.tsv.gz"), "en", "fr")}
+    from .corpus import generate_corpus
+
+    return {name: Dataset.from_list(rows) for name, rows in generate_corpus(train_size=args.builtin_train_size).items()}
 
 
 def drop_empty_pairs(dataset, args: DataArguments, name: str):

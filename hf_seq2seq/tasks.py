@@ -26,7 +26,7 @@ from transformers import (
 
 from . import metrics
 from .data import (
-    BUILTIN,
+    BUILTIN_CORPORA,
     DataArguments,
     DataError,
     RunningCount,
@@ -82,7 +82,10 @@ class Task:
         """The splits the arguments name ({"train", "validation", "test"}, those that exist), as examples. With
         --streaming, "train" is an IterableDataset: every step below applies to it lazily, as it is read."""
         files = {"train": args.train_file, "validation": args.validation_file, "test": args.test_file}
-        if args.dataset_name not in (None, BUILTIN):
+        if args.dataset_name in BUILTIN_CORPORA:
+            raise DataError(f"--dataset_name {args.dataset_name} is English–French translation data; --task {self.name} "
+                            "needs data of its own: give --train_file (and --validation_file) or --dataset_name.")
+        if args.dataset_name is not None:
             raw = load_hub_dataset(args)
             splits = {name: self.examples(split, args, f"{args.dataset_name}[{name}]") for name, split in raw.items()}
         elif any(files.values()):
@@ -103,6 +106,11 @@ class Task:
     def check(self, split: Dataset, args: DataArguments, name: str) -> Dataset:
         """Drop (and count) or reject bad examples of a split."""
         return split
+
+    def showcase(self, model, tokenizer, args: DataArguments) -> list[tuple[str, str]]:
+        """(input, output) for inputs of the task's own choosing, not from the data: shown at the end of training and
+        on the model card. None by default."""
+        return []
 
     def corpus(self, split: Dataset, max_examples: int | None = None) -> Iterator[str]:
         """The texts a new vocabulary is trained on, from the first `max_examples` examples (all: None)."""
@@ -308,6 +316,21 @@ class TranslationTask(TextToTextTask):
 
     def check(self, split, args, name):
         return split  # load_raw_datasets dropped and counted the empty pairs
+
+    # What a user first asks of a translator: everyday sentences. Of these, only "Where is the train station?" is in
+    # Tatoeba's training split.
+    showcase_sources = {("en", "fr"): (
+        "The cat sleeps.", "Where is the train station?", "I like green tea very much.", "Can you help me, please?",
+        "We are going to the beach tomorrow.", "My brother works in a hospital.", "I don't understand the question.",
+        "She bought a new car last week.", "It's raining, so take your umbrella.", "The children are playing in the garden.",
+    )}
+
+    def showcase(self, model, tokenizer, args):
+        sources = list(self.showcase_sources.get((args.source_lang, args.target_lang), ()))
+        if not sources:
+            return []
+        batch = tokenizer(sources, return_tensors="pt", padding=True).to(model.device)
+        return list(zip(sources, tokenizer.batch_decode(model.eval().generate(**batch), skip_special_tokens=True)))
 
     def model_card_usage(self, model_id):
         return (f'translator = pipeline("translation", model="{model_id}", trust_remote_code=True)\n'

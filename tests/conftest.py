@@ -44,7 +44,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # A shortened default job: a model between tiny and small, 10,000 built-in pairs, three epochs (~1 minute).
 SHORT_TRAINING = [
     "--preset", "tiny", "--config_overrides", "dropout=0.0,d_model=128,encoder_ffn_dim=512,decoder_ffn_dim=512",
-    "--builtin_train_size", "10000", "--vocab_size", "600", "--num_train_epochs", "3", "--learning_rate", "2e-3",
+    "--dataset_name", "builtin:grammar", "--builtin_train_size", "10000", "--vocab_size", "600", "--num_train_epochs", "3", "--learning_rate", "2e-3",
     "--warmup_steps", "100", "--per_device_train_batch_size", "32",
     "--max_eval_samples", "100", "--max_predict_samples", "200", "--eval_strategy", "no", "--save_strategy", "no",
     "--generation_max_length", "40", "--logging_steps", "100", "--disable_tqdm", "true",

@@ -281,7 +281,7 @@ def test_trainer_resumes_mid_epoch_on_the_same_batches(tokenized, tmp_path):
 # --- two processes, through train.py --------------------------------------------------------------------------------
 
 TWO_PROCESSES = [
-    "--preset", "tiny", "--builtin_train_size", "1000", "--vocab_size", "400", "--max_eval_samples", "20",
+    "--preset", "tiny", "--dataset_name", "builtin:grammar", "--builtin_train_size", "1000", "--vocab_size", "400", "--max_eval_samples", "20",
     "--max_predict_samples", "20", "--eval_strategy", "no", "--save_strategy", "steps", "--save_steps", "1",
     "--save_total_limit", "50", "--generation_max_length", "20", "--logging_steps", "5", "--disable_tqdm", "true",
     "--max_tokens_per_batch", "2000", "--max_steps", "20",

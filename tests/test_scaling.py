@@ -27,7 +27,7 @@ from conftest import ROOT, tiny_model
 # train.py's arguments for a few steps of a tiny model (tests/test_train.py's RESUMABLE), without dropout and with a
 # learning rate that moves the weights from the first step, so that equal losses mean equal training.
 TINY = [
-    "--preset", "tiny", "--config_overrides", "dropout=0.0", "--builtin_train_size", "1000", "--vocab_size", "400",
+    "--preset", "tiny", "--config_overrides", "dropout=0.0", "--dataset_name", "builtin:grammar", "--builtin_train_size", "1000", "--vocab_size", "400",
     "--max_eval_samples", "20", "--max_predict_samples", "20", "--eval_strategy", "no", "--save_strategy", "no",
     "--per_device_train_batch_size", "16", "--generation_max_length", "20", "--logging_steps", "5",
     "--disable_tqdm", "true", "--max_steps", "10", "--learning_rate", "3e-3", "--warmup_steps", "0",

@@ -140,8 +140,9 @@ def test_streaming_needs_max_steps_and_no_token_budget(tmp_path, pairs, extra, m
     train_file = write_tsv(tmp_path / "train.tsv", pairs[0])
     with pytest.raises(DataError, match=message):
         train.main(TINY_RUN + ["--train_file", train_file, "--streaming", "true", "--output_dir", str(tmp_path), *extra])
-    with pytest.raises(DataError, match="the built-in corpus is generated in memory"):
-        train.main(TINY_RUN + ["--streaming", "true", "--max_steps", "5", "--output_dir", str(tmp_path)])
+    with pytest.raises(DataError, match="builtin:grammar is generated in memory"):
+        train.main(TINY_RUN + ["--dataset_name", "builtin:grammar", "--streaming", "true", "--max_steps", "5",
+                               "--output_dir", str(tmp_path)])
 
 
 def test_other_tasks_stream(tmp_path):

@@ -58,7 +58,7 @@ def test_cli_names_a_missing_model(tmp_path):
 
 
 RESUMABLE = [
-    "--preset", "tiny", "--builtin_train_size", "3000", "--vocab_size", "400", "--max_eval_samples", "20",
+    "--preset", "tiny", "--dataset_name", "builtin:grammar", "--builtin_train_size", "3000", "--vocab_size", "400", "--max_eval_samples", "20",
     "--max_predict_samples", "20", "--eval_strategy", "no", "--save_strategy", "steps", "--save_steps", "5",
     "--save_total_limit", "50", "--per_device_train_batch_size", "16", "--generation_max_length", "20",
     "--logging_steps", "5", "--disable_tqdm", "true",
