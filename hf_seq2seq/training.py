@@ -85,6 +85,12 @@ class TrainingArguments(Seq2SeqTrainingArguments):
     max_train_minutes: float | None = field(
         default=None, metadata={"help": "Stop training after this many minutes of wall clock (then save and evaluate)."}
     )
+    lr_decay_over_time_budget: bool = field(
+        default=False,
+        metadata={"help": "With --max_train_minutes: the learning rate (after its warm-up) falls linearly to zero as "
+                  "the time budget runs out, by the clock, in place of --lr_scheduler_type's decay, so that a run "
+                  "stopped by its budget ends annealed (Li et al., 2020, 'Budgeted training')."},
+    )
 
     def __post_init__(self):
         # `accelerate launch --multi_gpu --num_processes N` on a machine without GPUs starts N processes, but
@@ -95,6 +101,9 @@ class TrainingArguments(Seq2SeqTrainingArguments):
             self.use_cpu = True
         if not torch.cuda.is_available():
             self.dataloader_pin_memory = False  # pinned memory only helps copies to a GPU
+        if self.lr_decay_over_time_budget and not self.max_train_minutes:
+            raise ValueError("--lr_decay_over_time_budget needs --max_train_minutes: the time budget is what the "
+                             "learning rate decays over.")
         super().__post_init__()
 
 
@@ -107,8 +116,26 @@ class TimeBudgetCallback(TrainerCallback):
         self.start = time.monotonic()  # reset when training begins
         self.curve: list[dict] = []
 
-    def on_train_begin(self, args, state, control, **kwargs):
+    def remaining(self) -> float:
+        """The share of the budget still to run: 1 at the start, 0 at its end."""
+        return max(0.0, 1.0 - (time.monotonic() - self.start) / self.seconds)
+
+    def anneal(self, lr_scheduler) -> None:
+        """Make the learning rate fall linearly to zero as the budget runs out: transformers' schedulers are LambdaLR,
+        whose factor of each step is kept during the warm-up and is 1 after it, times the share of the budget left."""
+        lr_scheduler = getattr(lr_scheduler, "scheduler", lr_scheduler)  # Accelerate's wrapper, if prepared
+        warmup_factors = lr_scheduler.lr_lambdas
+
+        def factor(step: int, warmup=warmup_factors[0]) -> float:
+            return (warmup(step) if step < self.warmup_steps else 1.0) * self.remaining()
+
+        lr_scheduler.lr_lambdas = [factor for _ in warmup_factors]
+
+    def on_train_begin(self, args, state, control, lr_scheduler=None, **kwargs):
         self.start = time.monotonic()
+        if getattr(args, "lr_decay_over_time_budget", False):
+            self.warmup_steps = args.get_warmup_steps(state.max_steps)
+            self.anneal(lr_scheduler)
         # A resumed run continues the curve its earlier runs wrote (curve.json is rewritten at every evaluation, so
         # a run that is killed keeps its points), on a clock that continues theirs.
         path = os.path.join(args.output_dir, "curve.json")

@@ -125,6 +125,35 @@ def test_curve_survives_a_crash_while_it_is_written(tmp_path, monkeypatch):
     assert json.load(open(tmp_path / "curve.json")) == [{"seconds": 1.0, "step": 5}]
 
 
+def test_learning_rate_falls_to_zero_with_the_time_budget(tmp_path):
+    """--lr_decay_over_time_budget: transformers' warm-up by steps, then a linear fall to zero by the clock (where
+    inverse_sqrt alone would still be at sqrt(warm-up / step) of the peak)."""
+    from types import SimpleNamespace
+
+    import torch
+    from transformers import get_scheduler
+
+    from hf_seq2seq import training
+
+    args = training.TrainingArguments(output_dir=str(tmp_path), max_train_minutes=10, warmup_steps=4,
+                                      lr_decay_over_time_budget=True)
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1e-3)
+    scheduler = get_scheduler("inverse_sqrt", optimizer, num_warmup_steps=4)
+    callback = training.TimeBudgetCallback(10)
+    callback.on_train_begin(args, SimpleNamespace(max_steps=1000, global_step=0), None, lr_scheduler=scheduler)
+    factor = scheduler.lr_lambdas[0]
+    assert factor(2) == pytest.approx(0.5, abs=0.01)  # half-way through the warm-up, at the start of the budget
+    assert factor(50) == pytest.approx(1.0, abs=0.01)  # inverse_sqrt: 0.28
+    callback.start -= 5 * 60  # half of the 10 minutes gone
+    assert factor(50) == pytest.approx(0.5, abs=0.01)
+    scheduler.step()
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(1e-3 * 1 / 4 * 0.5, abs=1e-5)  # step 1 of 4 of the warm-up, x 0.5
+    callback.start -= 6 * 60  # past the end
+    assert factor(900) == 0.0
+    with pytest.raises(ValueError, match="needs --max_train_minutes"):
+        training.TrainingArguments(output_dir=str(tmp_path), lr_decay_over_time_budget=True)
+
+
 def test_partial_and_corrupted_checkpoints_are_clear_errors(tmp_path):
     output = tmp_path / "run"
     subprocess.run(
