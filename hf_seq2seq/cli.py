@@ -144,8 +144,87 @@ def evaluate_model(model, tokenizer, task_name: str, args) -> dict:
     return {key: round(scores[key], 2) for key, _ in task.card_metrics} | signatures | {"examples": len(examples)}
 
 
+def utf8_lines(lines, source: str):
+    """Decode `lines` (bytes, as a binary file or `sys.stdin.buffer` gives them) as UTF-8, one at a time, without
+    their line ends, so that bytes that are not UTF-8 stop the command with a one-line error naming `source` and the
+    line, instead of a stack trace or text silently changed. Lines already decoded (a text stream) pass through."""
+    for number, line in enumerate(lines, start=1):
+        if isinstance(line, bytes):
+            try:
+                line = line.decode("utf-8")
+            except UnicodeDecodeError as error:
+                raise SystemExit(not_utf8(f"{source}, line {number}", line, error.start)) from None
+        yield line.removesuffix("\n").removesuffix("\r")
+
+
+def not_utf8(where: str, line: bytes, start: int) -> str:
+    return (f"error: {where} is not UTF-8 text (byte 0x{line[start]:02x} at position {start + 1}); "
+            "convert it, e.g. with iconv -t utf-8")
+
+
+def utf8_arguments(texts: list[str], name: str = "text") -> list[str]:
+    """Command-line texts, checked: on POSIX, Python keeps bytes that are not UTF-8 as lone surrogates, which the
+    tokenizer refuses with a stack trace."""
+    for number, text in enumerate(texts, start=1):
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as error:
+            raw = text.encode("utf-8", "surrogateescape")
+            start = len(text[: error.start].encode("utf-8", "surrogateescape"))
+            raise SystemExit(not_utf8(f"command-line {name} {number}", raw, start)) from None
+    return texts
+
+
+def read_text_file(path: str) -> list[str]:
+    """The lines of a UTF-8 text file (gzip-compressed if its name ends in .gz), checked as `utf8_lines` checks them."""
+    import gzip
+
+    try:
+        with (gzip.open if path.endswith(".gz") else open)(path, "rb") as f:
+            return list(utf8_lines(f, repr(path)))
+    except OSError as error:
+        raise SystemExit(f"error: cannot read {path!r} ({error.strerror or error}).") from None
+
+
+def check_text_file(path: str, gzipped: bool = True) -> None:
+    """`read_text_file`'s check of a file that other code reads later, streamed (not held in memory). `gzipped`:
+    whether that code decompresses a name ending in .gz."""
+    import gzip
+
+    if os.path.isfile(path):  # a missing file is the reader's own error
+        with (gzip.open if gzipped and path.endswith(".gz") else open)(path, "rb") as f:
+            for _ in utf8_lines(f, repr(path)):
+                pass
+
+
 def read_inputs(texts: list[str]) -> list[str]:
-    return texts or [line.rstrip("\n") for line in sys.stdin]
+    """The texts given as arguments, or else the lines of standard input."""
+    if texts:
+        return utf8_arguments(texts)
+    return list(utf8_lines(getattr(sys.stdin, "buffer", sys.stdin), "standard input"))
+
+
+def read_command_inputs(args) -> None:
+    """Read or check every text a command takes (arguments, standard input, files) before any model is loaded, so
+    that text that is not UTF-8 is a one-line error at once. Texts read here replace `args.text`/`args.context`."""
+    if hasattr(args, "model"):
+        check_model_folder(args.model)  # before waiting on standard input
+    if args.command in ("translate", "summarize", "classify"):
+        args.text = read_inputs(args.text)
+    elif args.command == "align":
+        utf8_arguments([args.text])
+    elif args.command == "answer":
+        if (args.context is None) == (args.context_file is None):
+            raise SystemExit("error: give the context with --context TEXT or --context_file PATH.")
+        utf8_arguments(args.question, "question")
+        if args.context_file is not None:
+            args.context = "\n".join(read_text_file(args.context_file))
+        utf8_arguments([args.context], "context")
+    elif args.command == "evaluate":
+        check_text_file(args.test_file)  # data.py names the line for TSV and plain text, not for JSON or CSV
+    elif args.command == "train-vectors":
+        for path in args.text:
+            check_text_file(path, gzipped=False)
 
 
 def main(argv=None):
@@ -214,6 +293,7 @@ def main(argv=None):
     add_average_command(commands)
 
     args = parser.parse_args(argv)
+    read_command_inputs(args)
     generation = (getattr(args, "num_beams", None), getattr(args, "max_new_tokens", None), getattr(args, "batch_size", 32))
     if args.command in ("train-vectors", "average"):
         (run_train_vectors if args.command == "train-vectors" else run_average)(args)
@@ -226,7 +306,7 @@ def main(argv=None):
             from .export_ctranslate2 import translate_with_ctranslate2
         except ImportError as error:
             raise SystemExit(f"error: {error}") from None
-        for line in translate_with_ctranslate2(args.model, read_inputs(args.text), *generation):
+        for line in translate_with_ctranslate2(args.model, args.text, *generation):
             print(line)
         return
     if args.command == "export-ct2":
@@ -243,21 +323,18 @@ def main(argv=None):
         print(plot_alignment(aligned, args.output, title=f"{args.text}\n{aligned.translation}"))
     elif args.command in ("translate", "summarize"):
         task = "translation" if args.command == "translate" else "summarization"
-        sources = sources_for(task, model, read_inputs(args.text))
+        sources = sources_for(task, model, args.text)
         for line in generate_texts(model, tokenizer, sources, *generation):
             print(line)
     elif args.command == "answer":
-        if (args.context is None) == (args.context_file is None):
-            raise SystemExit("error: give the context with --context TEXT or --context_file PATH.")
-        context = args.context if args.context is not None else open(args.context_file, encoding="utf-8").read()
         try:
-            sources = sources_for("question-answering", model, [{"question": q, "context": context} for q in args.question])
+            sources = sources_for("question-answering", model, [{"question": q, "context": args.context} for q in args.question])
         except ValueError as error:
             raise SystemExit(f"error: {error}") from None
         for line in generate_texts(model, tokenizer, sources, *generation):
             print(line)
     elif args.command == "classify":
-        for label in classify(model, tokenizer, read_inputs(args.text), args.batch_size):
+        for label in classify(model, tokenizer, args.text, args.batch_size):
             print(label)
     else:
         from .data import DataError
