@@ -28,8 +28,8 @@ from transformers import AutoTokenizer, GenerationConfig, HfArgumentParser, Inte
 from hf_seq2seq import HFSeq2SeqConfig
 from hf_seq2seq.alignment import plot_training_curve
 from hf_seq2seq.batching import TokenBudgetSeq2SeqTrainer
-from hf_seq2seq.data import BUILTIN_CORPORA, BUILTIN_TATOEBA, DataArguments, builtin_corpus, check_streaming, split_summary
-from hf_seq2seq.hub import model_card, save_bundle
+from hf_seq2seq.data import DataArguments, check_streaming, split_summary
+from hf_seq2seq.hub import push_folder, save_bundle, write_model_card
 from hf_seq2seq.tasks import Task, get_task
 from hf_seq2seq.tokenization import train_tokenizer
 from hf_seq2seq.training import (
@@ -41,7 +41,6 @@ from hf_seq2seq.training import (
 )
 
 logger = logging.getLogger("train")
-MODEL_CARD_TEMPLATE = Path(__file__).with_name("model_card.md")
 # With no arguments: the demonstration recipe, sized to finish within 10 minutes on 2 CPU cores.
 DEMO_ARGS = Path(__file__).with_name("configs") / "demo.json"
 
@@ -206,96 +205,6 @@ def main(argv=None, trainer_class=TokenBudgetSeq2SeqTrainer):
     trainer.accelerator.wait_for_everyone()
     trainer.accelerator.end_training()
     return results
-
-
-def push_folder(folder: str, repo_id: str | None, private: bool | None = None) -> str:
-    """Upload the bundle (not the checkpoints) with huggingface_hub."""
-    from huggingface_hub import HfApi
-
-    api = HfApi()
-    repo_id = api.create_repo(repo_id or os.path.basename(os.path.abspath(folder)), private=private, exist_ok=True).repo_id
-    api.upload_folder(
-        repo_id=repo_id, folder_path=folder, commit_message="Upload hf_seq2seq model",
-        ignore_patterns=["checkpoint-*", "checkpoint-*/**", "tokenizer/**", "training_args.bin", "runs/**",
-                         "ctranslate2/**"],
-    )
-    logger.info("Pushed %s to https://huggingface.co/%s", folder, repo_id)
-    return repo_id
-
-
-def dataset_label(data_args) -> str:
-    """What the model card calls the data: the name given, a built-in corpus's name, the Hub id, or the folder of the
-    training file."""
-    builtin = builtin_corpus(data_args) if data_args.task == "translation" else None
-    if data_args.dataset_label or builtin:
-        return data_args.dataset_label or BUILTIN_CORPORA[builtin][0]
-    if data_args.dataset_name:
-        return data_args.dataset_name
-    return os.path.basename(os.path.dirname(os.path.abspath(data_args.train_file))) or data_args.train_file
-
-
-def scored_split_name(data_args, split: str) -> str:
-    """The name of the split that was scored: its file's name (`dev` for dev.tsv), else the split's own name."""
-    path = {"test": data_args.test_file, "validation": data_args.validation_file}.get(split)
-    if path and (data_args.dataset_name is None or data_args.dataset_name in BUILTIN_CORPORA):
-        return os.path.basename(path).split(".")[0]
-    return "dev" if split == "validation" and builtin_corpus(data_args) == BUILTIN_TATOEBA else split
-
-
-def table_cell(text) -> str:
-    text = " ".join(str(text).split()).replace("|", "\\|")  # one line, and no column breaks
-    return text if len(text) <= 300 else text[:297] + "..."
-
-
-def write_model_card(training_args, model_args, data_args, task, model, results, train_metrics, samples, command,
-                     showcase=()):
-    config, generation = model.config, getattr(model, "generation_config", None)
-    split = "test" if "test" in results else "validation"
-    scores = {key.removeprefix(f"{split}_"): value for key, value in results.get(split, {}).items()}
-    languages = [data_args.source_lang] + ([data_args.target_lang] if task.name == "translation" else [])
-    warmup = training_args.warmup_steps
-    decoding = None
-    if task.auto_class.__name__ == "AutoModelForSeq2SeqLM":
-        settings = {k: getattr(generation, k) for k in ("max_new_tokens", "length_penalty", "no_repeat_ngram_size",
-                                                        "min_new_tokens") if getattr(generation, k, None) not in (None, 0, 1.0)}
-        decoding = f"beam search, {generation.num_beams} beams" + "".join(f", {k} {v}" for k, v in settings.items())
-    card = model_card(
-        str(MODEL_CARD_TEMPLATE),
-        model_name=os.path.basename(os.path.abspath(training_args.output_dir)),
-        task=task,
-        languages=languages,
-        dataset=dataset_label(data_args),
-        data_note=BUILTIN_CORPORA[builtin][1] if (builtin := builtin_corpus(data_args)) and task.name == "translation" else None,
-        split=scored_split_name(data_args, split),
-        scores=scores,
-        task_title=f"{data_args.source_lang}→{data_args.target_lang} translation" if task.name == "translation" else task.name,
-        usage=task.model_card_usage(os.path.basename(os.path.abspath(training_args.output_dir))),
-        preset=model_args.model_name_or_path or model_args.preset,
-        parameters=f"{model.num_parameters() / 1e6:.1f}M",
-        d_model=config.d_model,
-        layers=f"{config.encoder_layers}+{config.decoder_layers}",
-        heads=config.encoder_attention_heads,
-        ffn=config.encoder_ffn_dim,
-        vocab_size=config.vocab_size,
-        norm="pre-norm" if getattr(config, "normalize_before", False) else "post-norm",
-        train_runtime=round(train_metrics.get("train_runtime", 0) / 60, 1),
-        train_steps=train_metrics.get("global_step", "n/a"),
-        epochs=round(train_metrics.get("epoch", 0), 2),
-        learning_rate=training_args.learning_rate,
-        warmup_steps=int(warmup) if float(warmup).is_integer() else warmup,
-        scheduler=str(getattr(training_args.lr_scheduler_type, "value", training_args.lr_scheduler_type)).replace("_", " "),
-        label_smoothing=getattr(config, "label_smoothing", 0) or training_args.label_smoothing_factor,
-        batch_size=f"{training_args.max_tokens_per_batch} tokens" if training_args.max_tokens_per_batch else
-        f"{training_args.per_device_train_batch_size} examples",
-        world_size=training_args.world_size,
-        decoding=decoding,
-        sample_headers=task.sample_headers,
-        samples=[[table_cell(cell) for cell in row] for row in samples],
-        showcase=[[table_cell(cell) for cell in row] for row in showcase],
-        command=command,
-        curve=os.path.isfile(os.path.join(training_args.output_dir, "training_curve.png")),
-    )
-    card.save(os.path.join(training_args.output_dir, "README.md"))
 
 
 if __name__ == "__main__":
