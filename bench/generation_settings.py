@@ -15,8 +15,9 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from hf_seq2seq.cli import generate_texts, load, model_task  # noqa: E402
+from hf_seq2seq.cli import load, model_task  # noqa: E402
 from hf_seq2seq.data import DataArguments  # noqa: E402
+from hf_seq2seq.inference import generate_texts  # noqa: E402
 from hf_seq2seq.tasks import get_task  # noqa: E402
 
 DEV = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")
@@ -54,9 +55,7 @@ def main():
     dev, grid = GRIDS[task_name]
     data_args = DataArguments(task=task_name, test_file=dev, max_predict_samples=args.max_samples)
     task.apply_defaults(data_args)
-    examples = task.load(data_args)["test"]
-    sources = list(examples["source"])
-    references = list(examples["references"] if "references" in examples.column_names else examples["target"])
+    sources, references = task.test_set(data_args, model.config)
     metric = task.metric_loader()
     rows = []
     for settings in grid:

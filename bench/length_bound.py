@@ -26,7 +26,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer  # noqa: E402
 
 import hf_seq2seq  # noqa: E402,F401
-from hf_seq2seq.cli import generate_texts  # noqa: E402
+from hf_seq2seq.inference import generate_texts  # noqa: E402
 from hf_seq2seq.data import load_file  # noqa: E402
 from hf_seq2seq.metrics import load_bleu_chrf  # noqa: E402
 

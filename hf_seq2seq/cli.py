@@ -22,6 +22,8 @@ import sys
 
 import torch
 
+from .inference import classify, generate_texts
+
 
 def check_model_folder(model_dir: str) -> None:
     if not os.path.isdir(model_dir):
@@ -32,23 +34,26 @@ def check_model_folder(model_dir: str) -> None:
 
 
 def model_task(model_dir: str) -> str:
-    """The task a saved model was trained for: its pipeline (config `custom_pipelines`) or its head."""
+    """The name of the task a saved model was trained for (tasks.saved_model_task reads it from its config)."""
+    from .tasks import saved_model_task
+
     with open(os.path.join(model_dir, "config.json")) as f:
-        config = json.load(f)
-    if any("SequenceClassification" in name for name in config.get("architectures") or []):
-        return "text-classification"
-    return next(iter(config.get("custom_pipelines") or {}), "translation")
+        return saved_model_task(json.load(f))
 
 
 def load(model_dir: str, quantize: str | None = None):
-    from transformers import AutoModelForSeq2SeqLM, AutoModelForSequenceClassification, AutoTokenizer
+    import transformers
+    from transformers import AutoConfig, AutoTokenizer
 
-    import hf_seq2seq  # noqa: F401  (registers the model classes)
+    import hf_seq2seq
 
     check_model_folder(model_dir)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    auto_class = AutoModelForSequenceClassification if model_task(model_dir) == "text-classification" else AutoModelForSeq2SeqLM
-    model = auto_class.from_pretrained(model_dir).eval()
+    # The class the model was saved from (config `architectures`, as transformers' pipeline() reads it): a classifier
+    # comes back with its head, a translator with its generation head, a Marian model as itself.
+    architecture = AutoConfig.from_pretrained(model_dir).architectures[0]
+    model_class = getattr(hf_seq2seq, architecture, None) or getattr(transformers, architecture)
+    model = model_class.from_pretrained(model_dir).eval()
     if quantize == "int8":
         model = quantize_int8(model)
     return model, tokenizer
@@ -66,29 +71,6 @@ def quantize_int8(model):
         return quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
 
 
-@torch.inference_mode()
-def generate_texts(model, tokenizer, sources: list[str], num_beams: int | None = None, max_new_tokens: int | None = None,
-                   batch_size: int = 32, **generate_kwargs) -> list[str]:
-    """`generate()` on source texts in batches of similar length (less padding); empty sources give empty outputs.
-    Beam size and length default to the model's generation config; other `generate()` arguments pass through."""
-    order = sorted(range(len(sources)), key=lambda i: len(sources[i]))
-    results = [""] * len(sources)
-    max_length = (getattr(model.config, "task_specific_params", None) or {})
-    max_length = min([model.config.max_position_embeddings] + [p["max_source_length"] for p in max_length.values()
-                                                               if p.get("max_source_length")])
-    settings = {k: v for k, v in (("num_beams", num_beams), ("max_new_tokens", max_new_tokens)) if v is not None}
-    settings.update(generate_kwargs)
-    for start in range(0, len(order), batch_size):
-        indices = [i for i in order[start : start + batch_size] if sources[i].strip()]
-        if not indices:
-            continue
-        batch = tokenizer([sources[i] for i in indices], return_tensors="pt", padding=True, truncation=True, max_length=max_length)
-        outputs = model.generate(**batch, **settings)
-        for i, text in zip(indices, tokenizer.batch_decode(outputs, skip_special_tokens=True)):
-            results[i] = text
-    return results
-
-
 def translate(model, tokenizer, texts: list[str], num_beams: int | None = None, max_new_tokens: int | None = None,
               batch_size: int = 32) -> list[str]:
     return generate_texts(model, tokenizer, texts, num_beams, max_new_tokens, batch_size)
@@ -103,19 +85,9 @@ def sources_for(task: str, model, inputs: list) -> list[str]:
     return [pipeline.source_text(x) for x in inputs]
 
 
-@torch.inference_mode()
-def classify(model, tokenizer, texts: list[str], batch_size: int = 32) -> list[str]:
-    labels = []
-    for start in range(0, len(texts), batch_size):
-        batch = tokenizer(texts[start : start + batch_size], return_tensors="pt", padding=True, truncation=True,
-                          max_length=model.config.max_position_embeddings)
-        labels += [model.config.id2label[i] for i in model(**batch).logits.argmax(-1).tolist()]
-    return labels
-
-
 def evaluate_model(model, tokenizer, task_name: str, args) -> dict:
     """Score a model on a test file of any format train.py reads for the task."""
-    from .data import DataArguments, read_table
+    from .data import DataArguments
     from .tasks import get_task
 
     task = get_task(task_name)
@@ -124,24 +96,8 @@ def evaluate_model(model, tokenizer, task_name: str, args) -> dict:
     data_args = DataArguments(task=task_name, test_file=args.test_file, source_lang=args.source_lang,
                               target_lang=args.target_lang, max_predict_samples=args.max_samples, **columns)
     task.apply_defaults(data_args)
-    if task_name == "text-classification":  # the labels are the model's own
-        examples = task.examples(read_table(args.test_file), data_args, args.test_file)
-        examples = examples.select(range(min(len(examples), args.max_samples or len(examples))))
-        label2id = {str(k): v for k, v in model.config.label2id.items()}
-        ids = {str(v): v for v in model.config.id2label} | label2id
-        references = [ids.get(str(label), -1) for label in list(examples["label"])]
-        if -1 in references:
-            raise SystemExit(f"error: the label {examples['label'][references.index(-1)]!r} is not one of the model's "
-                             f"labels {list(label2id)}.")
-        predictions = [model.config.label2id[name] for name in classify(model, tokenizer, list(examples["text"]), args.batch_size)]
-        scores = task.metric_loader().compute(predictions=predictions, references=references)
-        return {key: round(scores[key], 2) for key, _ in task.card_metrics} | {"examples": len(examples)}
-    examples = task.load(data_args)["test"]
-    hypotheses = generate_texts(model, tokenizer, list(examples["source"]), args.num_beams, args.max_new_tokens, args.batch_size)
-    references = list(examples["references"] if "references" in examples.column_names else examples["target"])
-    scores = task.metric_loader().compute(predictions=hypotheses, references=references)
-    signatures = {k: v for k, v in scores.items() if k.endswith("_signature")}
-    return {key: round(scores[key], 2) for key, _ in task.card_metrics} | signatures | {"examples": len(examples)}
+    return task.evaluate(model, tokenizer, data_args, args.batch_size, num_beams=args.num_beams,
+                         max_new_tokens=args.max_new_tokens)
 
 
 def utf8_lines(lines, source: str):

@@ -98,12 +98,12 @@ def push_folder(folder: str, repo_id: str | None, private: bool | None = None) -
     return repo_id
 
 
-def dataset_label(data_args) -> str:
+def dataset_label(data_args, task) -> str:
     """What the model card calls the data: the name given, a built-in corpus's name, the Hub id, or the folder of the
     training file."""
-    from .data import BUILTIN_CORPORA, builtin_corpus  # here, not above: `hf-seq2seq translate` needs no `datasets`
+    from .data import BUILTIN_CORPORA  # here, not above: `hf-seq2seq translate` needs no `datasets`
 
-    builtin = builtin_corpus(data_args) if data_args.task == "translation" else None
+    builtin = task.builtin_corpus(data_args)
     if data_args.dataset_label or builtin:
         return data_args.dataset_label or BUILTIN_CORPORA[builtin][0]
     if data_args.dataset_name:
@@ -111,14 +111,14 @@ def dataset_label(data_args) -> str:
     return os.path.basename(os.path.dirname(os.path.abspath(data_args.train_file))) or data_args.train_file
 
 
-def scored_split_name(data_args, split: str) -> str:
+def scored_split_name(data_args, task, split: str) -> str:
     """The name of the split that was scored: its file's name (`dev` for dev.tsv), else the split's own name."""
-    from .data import BUILTIN_CORPORA, BUILTIN_TATOEBA, builtin_corpus
+    from .data import BUILTIN_CORPORA, BUILTIN_TATOEBA
 
     path = {"test": data_args.test_file, "validation": data_args.validation_file}.get(split)
     if path and (data_args.dataset_name is None or data_args.dataset_name in BUILTIN_CORPORA):
         return os.path.basename(path).split(".")[0]
-    return "dev" if split == "validation" and builtin_corpus(data_args) == BUILTIN_TATOEBA else split
+    return "dev" if split == "validation" and task.builtin_corpus(data_args) == BUILTIN_TATOEBA else split
 
 
 def table_cell(text) -> str:
@@ -129,15 +129,14 @@ def table_cell(text) -> str:
 def write_model_card(training_args, model_args, data_args, task, model, results, train_metrics, samples, command,
                      showcase=()):
     """The model card of a finished run, as `output_dir`/README.md: what was trained, on what, how, and its scores."""
-    from .data import BUILTIN_CORPORA, builtin_corpus
+    from .data import BUILTIN_CORPORA
 
     config, generation = model.config, getattr(model, "generation_config", None)
     split = "test" if "test" in results else "validation"
     scores = {key.removeprefix(f"{split}_"): value for key, value in results.get(split, {}).items()}
-    languages = [data_args.source_lang] + ([data_args.target_lang] if task.name == "translation" else [])
     warmup = training_args.warmup_steps
     decoding = None
-    if task.auto_class.__name__ == "AutoModelForSeq2SeqLM":
+    if model.can_generate():  # a classifier does not
         settings = {k: getattr(generation, k) for k in ("max_new_tokens", "length_penalty", "no_repeat_ngram_size",
                                                         "min_new_tokens") if getattr(generation, k, None) not in (None, 0, 1.0)}
         decoding = f"beam search, {generation.num_beams} beams" + "".join(f", {k} {v}" for k, v in settings.items())
@@ -145,12 +144,12 @@ def write_model_card(training_args, model_args, data_args, task, model, results,
         str(MODEL_CARD_TEMPLATE),
         model_name=os.path.basename(os.path.abspath(training_args.output_dir)),
         task=task,
-        languages=languages,
-        dataset=dataset_label(data_args),
-        data_note=BUILTIN_CORPORA[builtin][1] if (builtin := builtin_corpus(data_args)) and task.name == "translation" else None,
-        split=scored_split_name(data_args, split),
+        languages=task.languages(data_args),
+        dataset=dataset_label(data_args, task),
+        data_note=BUILTIN_CORPORA[builtin][1] if (builtin := task.builtin_corpus(data_args)) else None,
+        split=scored_split_name(data_args, task, split),
         scores=scores,
-        task_title=f"{data_args.source_lang}→{data_args.target_lang} translation" if task.name == "translation" else task.name,
+        task_title=task.title(data_args),
         usage=task.model_card_usage(os.path.basename(os.path.abspath(training_args.output_dir))),
         preset=model_args.model_name_or_path or model_args.preset,
         parameters=f"{model.num_parameters() / 1e6:.1f}M",

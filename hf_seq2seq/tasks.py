@@ -24,7 +24,7 @@ from transformers import (
     DataCollatorWithPadding,
 )
 
-from . import metrics
+from . import data, metrics
 from .data import (
     BUILTIN_CORPORA,
     DataArguments,
@@ -42,6 +42,8 @@ from .data import (
     require_columns,
     streams,
 )
+from .inference import classify, generate_texts
+from .modeling_hf_seq2seq import HFSeq2SeqForConditionalGeneration, HFSeq2SeqForSequenceClassification
 from .pipeline_hf_seq2seq import (
     QuestionAnsweringPipeline,
     SummarizationPipeline,
@@ -62,6 +64,7 @@ class Task:
     name: str
     pipeline_tag: str  # the Hub's name for the task
     auto_class: type = AutoModelForSeq2SeqLM
+    model_class: type = HFSeq2SeqForConditionalGeneration  # what auto_class builds; config.json's `architectures`
     pipeline_class: type | None = None  # our own pipeline (None: transformers' own serves the task)
     metric_loader: Callable = staticmethod(metrics.load_bleu_chrf)
     main_metric: str = "bleu"  # plotted against time; named `eval_<main_metric>` in the Trainer's metrics
@@ -107,6 +110,10 @@ class Task:
         """Drop (and count) or reject bad examples of a split."""
         return split
 
+    def builtin_corpus(self, args: DataArguments) -> str | None:
+        """The package's corpus the arguments name, if this task trains on one (none by default)."""
+        return None
+
     def showcase(self, model, tokenizer, args: DataArguments) -> list[tuple[str, str]]:
         """(input, output) for inputs of the task's own choosing, not from the data: shown at the end of training and
         on the model card. None by default."""
@@ -147,6 +154,35 @@ class Task:
     def generation_config(self, model, tokenizer, training_args, args: DataArguments) -> dict | None:
         """`generate()` defaults for generation_config.json; None for a task that does not generate."""
         return None
+
+    # --- evaluating a trained model (`hf-seq2seq evaluate`) -----------------------------------------------------
+
+    def test_set(self, args: DataArguments, model_config) -> tuple[list, list]:
+        """(inputs, references) of `args.test_file`, for a trained model with config `model_config`."""
+        raise NotImplementedError
+
+    def predict(self, model, tokenizer, inputs: list, batch_size: int = 32, **generate_kwargs) -> list:
+        """The model's outputs for `inputs`, as the metric takes them."""
+        raise NotImplementedError
+
+    def evaluate(self, model, tokenizer, args: DataArguments, batch_size: int = 32, **generate_kwargs) -> dict:
+        """The card's metrics of a trained model on `args.test_file`, the metric's signatures where it has them
+        (sacreBLEU's), and how many examples were scored."""
+        inputs, references = self.test_set(args, model.config)
+        predictions = self.predict(model, tokenizer, inputs, batch_size, **generate_kwargs)
+        scores = self.metric_loader().compute(predictions=predictions, references=references)
+        signatures = {key: value for key, value in scores.items() if key.endswith("_signature")}
+        return {key: round(scores[key], 2) for key, _ in self.card_metrics} | signatures | {"examples": len(inputs)}
+
+    # --- the model card -----------------------------------------------------------------------------------------
+
+    def languages(self, args: DataArguments) -> list[str]:
+        """The languages the model card lists."""
+        return [args.source_lang]
+
+    def title(self, args: DataArguments) -> str:
+        """What the model card's heading calls the task."""
+        return self.name
 
     def model_card_usage(self, model_id: str) -> str:
         raise NotImplementedError
@@ -278,6 +314,14 @@ class TextToTextTask(Task):
         labels = np.where(eval_preds.label_ids != -100, eval_preds.label_ids, tokenizer.pad_token_id)
         return tokenizer.batch_decode(labels, skip_special_tokens=True)
 
+    def test_set(self, args, model_config):
+        examples = self.load(args)["test"]
+        references = examples["references"] if "references" in examples.column_names else examples["target"]
+        return list(examples["source"]), list(references)
+
+    def predict(self, model, tokenizer, inputs, batch_size=32, **generate_kwargs):
+        return generate_texts(model, tokenizer, inputs, batch_size=batch_size, **generate_kwargs)
+
     def score(self, metric, hypotheses: list[str], references: list) -> dict:
         scores = metric.compute(predictions=hypotheses, references=references)
         return {key: round(scores[key], 2) for key, _ in self.card_metrics}
@@ -316,6 +360,15 @@ class TranslationTask(TextToTextTask):
 
     def check(self, split, args, name):
         return split  # load_raw_datasets dropped and counted the empty pairs
+
+    def builtin_corpus(self, args):
+        return data.builtin_corpus(args)  # the built-in corpora are English–French pairs
+
+    def languages(self, args):
+        return [args.source_lang, args.target_lang]
+
+    def title(self, args):
+        return f"{args.source_lang}→{args.target_lang} translation"
 
     # What a user first asks of a translator: everyday sentences. Of these, only "Where is the train station?" is in
     # Tatoeba's training split.
@@ -474,6 +527,7 @@ class TextClassificationTask(Task):
 
     name = pipeline_tag = "text-classification"
     auto_class = AutoModelForSequenceClassification
+    model_class = HFSeq2SeqForSequenceClassification
     metric_loader = staticmethod(metrics.load_accuracy_f1)
     main_metric = "accuracy"
     card_metrics = (("accuracy", "Accuracy"), ("f1", "F1"))
@@ -586,6 +640,23 @@ class TextClassificationTask(Task):
 
         return compute
 
+    def test_set(self, args, model_config):
+        # The labels are the model's own (its names, or their indices), not those of training data read again.
+        examples = self.examples(read_table(args.test_file), args, args.test_file)
+        if args.max_predict_samples is not None:
+            examples = first(examples, args.max_predict_samples)
+        label2id = {str(name): i for name, i in model_config.label2id.items()}
+        ids = {str(i): i for i in model_config.id2label} | label2id
+        labels = list(examples["label"])
+        references = [ids.get(str(label), -1) for label in labels]
+        if -1 in references:
+            raise DataError(f"the label {labels[references.index(-1)]!r} is not one of the model's labels "
+                            f"{list(label2id)}.")
+        return list(examples["text"]), references
+
+    def predict(self, model, tokenizer, inputs, batch_size=32, **generate_kwargs):
+        return [model.config.label2id[name] for name in classify(model, tokenizer, inputs, batch_size)]
+
     def samples(self, model, tokenizer, split, n=5):
         import torch
 
@@ -610,3 +681,13 @@ def get_task(name: str) -> Task:
     if name not in TASKS:
         raise ValueError(f"Unknown --task {name!r}; choose one of {sorted(TASKS)}.")
     return TASKS[name]()
+
+
+def saved_model_task(config: dict) -> str:
+    """The name of the task a saved model (its config.json, as a dict) was trained for: the pipeline the config
+    names (`custom_pipelines`, which the text-to-text tasks write), else the first task whose model class it is
+    (translation for an encoder–decoder without a pipeline, a Marian model's included)."""
+    named = next(iter(config.get("custom_pipelines") or {}), None)
+    architectures = config.get("architectures") or []
+    return named or next((name for name, task in TASKS.items() if task.model_class.__name__ in architectures),
+                         TranslationTask.name)

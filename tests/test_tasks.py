@@ -99,7 +99,7 @@ def test_question_answering_trains_evaluates_and_saves(reader):
 def test_question_answering_test_score_is_the_official_score_of_the_generated_answers(reader):
     """The Trainer's test score (generated in its own batch order) equals the official SQuAD script's score of the
     answers generate() gives the same questions."""
-    from hf_seq2seq.cli import generate_texts
+    from hf_seq2seq.inference import generate_texts
     from hf_seq2seq.metrics import load_squad
 
     folder, results = reader
