@@ -196,6 +196,22 @@ def counted(predicate, message: str):
     return keep
 
 
+def drop_unusable(dataset, usable, input_columns, name: str, kind: str, flaw: str, num_proc: int | None = None):
+    """The rows of split `name` that `usable` keeps (a batched predicate over `input_columns`, one flag a row), the
+    others dropped and counted: as they are read from a stream, else once. A split left empty is a DataError.
+    `kind` and `flaw` word the messages: "pair", "with an empty side" -> "dropped 3 pair(s) with an empty side"."""
+    if is_stream(dataset):
+        return dataset.filter(counted(usable, f"{name}: dropped %d {kind}(s) {flaw} so far."),
+                              input_columns=input_columns, batched=True)
+    kept = dataset.filter(usable, input_columns=input_columns, batched=True, num_proc=num_proc,
+                          desc=f"Dropping {kind}s {flaw} ({name})")
+    if len(kept) < len(dataset):
+        logger.warning("%s: dropped %d %s(s) %s.", name, len(dataset) - len(kept), kind, flaw)
+    if len(kept) == 0:
+        raise DataError(f"The {name} split has no usable {kind}: all {len(dataset)} are {kind}s {flaw}. Check the data.")
+    return kept
+
+
 def check_streaming(args: DataArguments, training_args) -> None:
     """What training on a stream needs, checked before any data is read."""
     if not args.streaming:
@@ -544,13 +560,4 @@ def drop_empty_pairs(dataset, args: DataArguments, name: str):
     def usable(pairs) -> list[bool]:
         return [bool(p[source] and p[source].strip() and p[target] and p[target].strip()) for p in pairs]
 
-    if is_stream(dataset):
-        return dataset.filter(counted(usable, f"{name}: dropped %d pair(s) with an empty side so far."),
-                              input_columns="translation", batched=True)
-    kept = dataset.filter(usable, input_columns="translation", batched=True, num_proc=args.preprocessing_num_workers,
-                          desc=f"Dropping empty pairs ({name})")
-    if len(kept) < len(dataset):
-        logger.warning("%s: dropped %d pair(s) with an empty side.", name, len(dataset) - len(kept))
-    if len(kept) == 0:
-        raise DataError(f"The {name} split has no usable pair (all {len(dataset)} are empty on one side). Check the data.")
-    return kept
+    return drop_unusable(dataset, usable, "translation", name, "pair", "with an empty side", args.preprocessing_num_workers)

@@ -31,7 +31,7 @@ from .data import (
     DataError,
     RunningCount,
     column_names,
-    counted,
+    drop_unusable,
     first,
     head,
     is_stream,
@@ -202,16 +202,8 @@ class TextToTextTask(Task):
         def usable(sources, targets) -> list[bool]:
             return [bool(source.strip() and target.strip()) for source, target in zip(sources, targets)]
 
-        if is_stream(split):
-            return split.filter(counted(usable, f"{name}: dropped %d example(s) with an empty source or target so "
-                                        "far."), input_columns=["source", "target"], batched=True)
-        kept = split.filter(usable, input_columns=["source", "target"], batched=True,
-                            num_proc=args.preprocessing_num_workers, desc=f"Dropping empty examples ({name})")
-        if len(kept) < len(split):
-            logger.warning("%s: dropped %d example(s) with an empty source or target.", name, len(split) - len(kept))
-        if len(kept) == 0:
-            raise DataError(f"The {name} split has no usable example (all {len(split)} are empty). Check the data.")
-        return kept
+        return drop_unusable(split, usable, ["source", "target"], name, "example", "with an empty source or target",
+                             args.preprocessing_num_workers)
 
     def corpus(self, split, max_examples=None):
         for batch in self.corpus_batches(split, max_examples):
@@ -597,15 +589,8 @@ class TextClassificationTask(Task):
         return split.remove_columns("label").add_column("label", labels)
 
     def check(self, split, args, name):
-        if is_stream(split):
-            return split.filter(counted(lambda texts: [bool(text) for text in texts], f"{name}: dropped %d example(s) "
-                                        "with an empty text so far."), input_columns="text", batched=True)
-        kept = split.filter(lambda row: bool(row["text"]), desc=f"Dropping empty texts ({name})")
-        if len(kept) < len(split):
-            logger.warning("%s: dropped %d example(s) with an empty text.", name, len(split) - len(kept))
-        if len(kept) == 0:
-            raise DataError(f"The {name} split has no text to classify.")
-        return kept
+        return drop_unusable(split, lambda texts: [bool(text) for text in texts], "text", name, "example",
+                             "with an empty text", args.preprocessing_num_workers)
 
     def corpus(self, split, max_examples=None):
         for batch in self.corpus_batches(split, max_examples):
