@@ -85,6 +85,11 @@ class TrainingArguments(Seq2SeqTrainingArguments):
     max_train_minutes: float | None = field(
         default=None, metadata={"help": "Stop training after this many minutes of wall clock (then save and evaluate)."}
     )
+    average_checkpoints: int = field(
+        default=1,
+        metadata={"help": "The final model is the mean of the weights of the run's last N checkpoints (Vaswani et al., "
+                  "2017), written and scored in place of the last weights; needs a save strategy that keeps N."},
+    )
     lr_decay_over_time_budget: bool = field(
         default=False,
         metadata={"help": "With --max_train_minutes: the learning rate (after its warm-up) falls linearly to zero as "
@@ -101,6 +106,11 @@ class TrainingArguments(Seq2SeqTrainingArguments):
             self.use_cpu = True
         if not torch.cuda.is_available():
             self.dataloader_pin_memory = False  # pinned memory only helps copies to a GPU
+        if self.average_checkpoints > 1 and (SaveStrategy(self.save_strategy) == SaveStrategy.NO or (
+                self.save_total_limit is not None and self.save_total_limit < self.average_checkpoints)):
+            raise ValueError(f"--average_checkpoints {self.average_checkpoints} averages the last checkpoints: save them "
+                             f"(--save_strategy steps or epoch) and keep as many (--save_total_limit at least "
+                             f"{self.average_checkpoints}).")
         if self.lr_decay_over_time_budget and not self.max_train_minutes:
             raise ValueError("--lr_decay_over_time_budget needs --max_train_minutes: the time budget is what the "
                              "learning rate decays over.")
