@@ -28,20 +28,20 @@ import transformers
 from transformers import AutoTokenizer, GenerationConfig, HfArgumentParser, IntervalStrategy, set_seed
 
 from hf_seq2seq import HFSeq2SeqConfig
-from hf_seq2seq.alignment import plot_training_curve
 from hf_seq2seq.averaging import average_checkpoints, last_checkpoints
 from hf_seq2seq.batching import TokenBudgetSeq2SeqTrainer
 from hf_seq2seq.data import DataArguments, check_streaming, split_summary
 from hf_seq2seq.hub import push_folder, save_bundle, write_model_card
 from hf_seq2seq.tasks import Task, get_task
-from hf_seq2seq.tokenization import train_tokenizer
 from hf_seq2seq.training import (
     ModelArguments,
     TimeBudgetCallback,
     TrainingArguments,
     parse_config_overrides,
+    plot_training_curve,
     resolve_resume,
 )
+from hf_seq2seq.vocabulary import train_tokenizer
 
 logger = logging.getLogger("train")
 # With no arguments: the recipe measured to give the best translator in about 8 minutes of 2 CPU cores (bench/README.md).

@@ -73,7 +73,7 @@ def tatoeba_lengths(limit: int | None = 50_000, seed: int = 0, every: int = 1) -
         rng = random.Random(seed)  # log-normal around 10 tokens, like short everyday sentences
         return [(max(2, int(rng.lognormvariate(2.3, 0.45))), max(2, int(rng.lognormvariate(2.4, 0.45))))
                 for _ in range(limit or 50_000)]
-    from hf_seq2seq.tokenization import train_tokenizer
+    from hf_seq2seq.vocabulary import train_tokenizer
 
     with open(path, encoding="utf-8") as f:
         lines = itertools.islice(itertools.islice(f, 0, None, every), limit)

@@ -64,7 +64,7 @@ def worker(step: str, tsv: str, state: str, code: str) -> dict:
     import hf_seq2seq
     from hf_seq2seq.data import DataArguments
     from hf_seq2seq.tasks import get_task
-    from hf_seq2seq.tokenization import train_tokenizer
+    from hf_seq2seq.vocabulary import train_tokenizer
     from hf_seq2seq.training import ModelArguments
 
     assert os.path.realpath(hf_seq2seq.__file__).startswith(os.path.realpath(code) + os.sep), hf_seq2seq.__file__

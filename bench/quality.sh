@@ -76,7 +76,7 @@ with open("outputs/sst2-vectors/english.txt", "w", encoding="utf-8") as out:
 EOF
     python - <<'EOF'
 import itertools
-from hf_seq2seq.tokenization import train_tokenizer
+from hf_seq2seq.vocabulary import train_tokenizer
 lines = (line.split("\t")[0].strip() for line in itertools.islice(open("../shared/data/sst2/train.tsv", encoding="utf-8"), 1, None))
 train_tokenizer(lines, vocab_size=8000).save_pretrained("outputs/sst2-vectors/tokenizer")
 EOF

@@ -1,11 +1,10 @@
-"""Pictures: cross-attention as the alignment between source and translation, and the training curve.
+"""Cross-attention as the alignment between source and translation, and its picture.
 
 The paper calls encoder–decoder attention what lets "every position in the decoder attend over all positions in
 the input sequence": its weights are a soft alignment. `alignment()` translates a sentence, then runs the model
 once more, teacher-forced on its own translation with the eager kernel, to read the cross-attention weights.
 """
 
-import json
 import os
 from dataclasses import dataclass
 
@@ -76,33 +75,3 @@ def plot_alignment(aligned: Alignment, path: str, title: str | None = None) -> s
     plt.close(fig)
     return path
 
-
-def plot_training_curve(output_dir: str, path: str | None = None, metric: str = "bleu") -> str | None:
-    """Training loss against step, and the evaluation `metric` (BLEU, ROUGE-1, F1, accuracy...) against minutes of
-    training, from the Trainer's log and `curve.json`. Returns the PNG path, or None when there is nothing to plot."""
-    import matplotlib.pyplot as plt
-
-    state_file = os.path.join(output_dir, "trainer_state.json")
-    if not os.path.isfile(state_file):
-        return None
-    history = json.load(open(state_file))["log_history"]
-    losses = [(entry["step"], entry["loss"]) for entry in history if "loss" in entry]
-    curve_file = os.path.join(output_dir, "curve.json")
-    curve = json.load(open(curve_file)) if os.path.isfile(curve_file) else []
-    scores = [(point["seconds"] / 60, point[f"eval_{metric}"]) for point in curve if f"eval_{metric}" in point]
-    if not losses and not scores:
-        return None
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
-    if losses:
-        axes[0].plot(*zip(*losses))
-    axes[0].set_xlabel("step")
-    axes[0].set_ylabel("training loss")
-    if scores:
-        axes[1].plot(*zip(*scores), marker="o")
-    axes[1].set_xlabel("minutes of training")
-    axes[1].set_ylabel(f"validation {metric}")
-    fig.tight_layout()
-    path = path or os.path.join(output_dir, "training_curve.png")
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path

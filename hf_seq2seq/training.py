@@ -1,5 +1,5 @@
 """Pieces of the training script that are worth importing on their own: arguments with the paper's recipe as
-defaults, the time budget and checkpoint checks."""
+defaults, the time budget (and the training curve it records, drawn by plot_training_curve) and checkpoint checks."""
 
 import json
 import logging
@@ -184,6 +184,38 @@ class TimeBudgetCallback(TrainerCallback):
             with open(path + ".tmp", "w") as f:
                 json.dump(self.curve, f, indent=1)
             os.replace(path + ".tmp", path)
+
+
+def plot_training_curve(output_dir: str, path: str | None = None, metric: str = "bleu") -> str | None:
+    """Training loss against step, and the evaluation `metric` (BLEU, ROUGE-1, F1, accuracy...) against minutes of
+    training, from the Trainer's log and the `curve.json` TimeBudgetCallback writes. Returns the PNG path, or None
+    when there is nothing to plot."""
+    from matplotlib.figure import Figure  # not pyplot: a picture in a file needs no display and no global state
+
+    state_file = os.path.join(output_dir, "trainer_state.json")
+    if not os.path.isfile(state_file):
+        return None
+    history = json.load(open(state_file))["log_history"]
+    losses = [(entry["step"], entry["loss"]) for entry in history if "loss" in entry]
+    curve_file = os.path.join(output_dir, "curve.json")
+    curve = json.load(open(curve_file)) if os.path.isfile(curve_file) else []
+    scores = [(point["seconds"] / 60, point[f"eval_{metric}"]) for point in curve if f"eval_{metric}" in point]
+    if not losses and not scores:
+        return None
+    fig = Figure(figsize=(10, 3.5))
+    axes = fig.subplots(1, 2)
+    if losses:
+        axes[0].plot(*zip(*losses))
+    axes[0].set_xlabel("step")
+    axes[0].set_ylabel("training loss")
+    if scores:
+        axes[1].plot(*zip(*scores), marker="o")
+    axes[1].set_xlabel("minutes of training")
+    axes[1].set_ylabel(f"validation {metric}")
+    fig.tight_layout()
+    path = path or os.path.join(output_dir, "training_curve.png")
+    fig.savefig(path, dpi=110)
+    return path
 
 
 def parse_config_overrides(text: str | None) -> dict:

@@ -14,7 +14,7 @@ from transformers import AutoModelForSeq2SeqLM
 
 from hf_seq2seq.averaging import add_average_command, average_checkpoints, last_checkpoints, run_average
 from hf_seq2seq.hub import save_bundle
-from hf_seq2seq.tokenization import train_tokenizer
+from hf_seq2seq.vocabulary import train_tokenizer
 
 from conftest import tiny_model
 

@@ -17,7 +17,7 @@ from transformers import DataCollatorForSeq2Seq, Seq2SeqTrainingArguments
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from hf_seq2seq.batching import TokenBudgetBatchSampler, TokenBudgetSeq2SeqTrainer, forward_set_epoch, sequence_lengths
-from hf_seq2seq.tokenization import train_tokenizer
+from hf_seq2seq.vocabulary import train_tokenizer
 
 from conftest import ROOT, tiny_model
 

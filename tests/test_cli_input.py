@@ -14,7 +14,7 @@ import torch
 from hf_seq2seq import HFSeq2SeqConfig, HFSeq2SeqForConditionalGeneration, HFSeq2SeqForSequenceClassification
 from hf_seq2seq.cli import main
 from hf_seq2seq.hub import save_bundle
-from hf_seq2seq.tokenization import train_tokenizer
+from hf_seq2seq.vocabulary import train_tokenizer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BAD = b"Hello.\nO\xc3\xb9 est la gare ?\nabc\xffdef\nThe end.\n"  # line 3, 4th byte

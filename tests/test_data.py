@@ -9,7 +9,7 @@ from datasets import Dataset, DatasetDict
 from hf_seq2seq.corpus import NOUNS, generate_corpus, held_out_pairs
 from hf_seq2seq.data import DataArguments, DataError, load_file, load_raw_datasets
 from hf_seq2seq.tasks import get_task
-from hf_seq2seq.tokenization import train_tokenizer
+from hf_seq2seq.vocabulary import train_tokenizer
 
 SHARED = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")
 PAIRS = [("The cat sleeps.", "Le chat dort."), ("I saw two birds.", "J'ai vu deux oiseaux.")]

@@ -445,7 +445,7 @@ def test_ctranslate2_export_runs_the_same_function(normalize_before, tmp_path):
     """Pre-norm and post-norm (the paper's layout) both map onto CTranslate2's TransformerSpec: beam-4 tokens of a
     random model are the same in CTranslate2 as in generate()."""
     from hf_seq2seq.export_ctranslate2 import export_ctranslate2, translator
-    from hf_seq2seq.tokenization import train_tokenizer
+    from hf_seq2seq.vocabulary import train_tokenizer
 
     texts = ["The two red cars.", "Les deux voitures rouges.", "My sister saw the cat.", "Ma sœur a vu le chat."] * 10
     tokenizer = train_tokenizer(texts, vocab_size=300, min_frequency=1)

@@ -13,7 +13,7 @@ from transformers import AutoTokenizer
 from hf_seq2seq.corpus import generate_corpus
 from hf_seq2seq.data import DataArguments, DataError, load_file, load_raw_datasets
 from hf_seq2seq.tasks import get_task
-from hf_seq2seq.tokenization import train_tokenizer
+from hf_seq2seq.vocabulary import train_tokenizer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)

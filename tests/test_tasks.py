@@ -118,7 +118,7 @@ def test_question_answering_scores_against_every_reference_answer_in_any_order(t
     import numpy as np
     from transformers import EvalPrediction
 
-    from hf_seq2seq.tokenization import train_tokenizer
+    from hf_seq2seq.vocabulary import train_tokenizer
 
     records = [("Who sang?", "Ann and Bob sang.", ["Ann and Bob", "Ann"]), ("Where?", "In Paris, France.", ["Paris"]),
                ("When did it end?", "It ended in 1990.", ["1990", "in 1990"])]
@@ -313,7 +313,7 @@ def test_question_answering_reads_every_layout(tmp_path):
 
 
 def test_long_inputs_are_truncated_and_counted_not_dropped(tmp_path, caplog):
-    from hf_seq2seq.tokenization import train_tokenizer
+    from hf_seq2seq.vocabulary import train_tokenizer
 
     rows = [{"dialogue": " ".join(["word"] * n), "summary": "short summary"} for n in (5, 50, 500)]
     splits = load("summarization", train_file=write(tmp_path / "s.jsonl", "".join(json.dumps(r) + "\n" for r in rows)),

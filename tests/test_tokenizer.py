@@ -4,7 +4,7 @@ import pytest
 from transformers import AutoTokenizer
 
 from hf_seq2seq.corpus import generate_corpus
-from hf_seq2seq.tokenization import train_tokenizer
+from hf_seq2seq.vocabulary import train_tokenizer
 
 HARD = [
     "L'œuf de l’oiseau coûte 3,50 € — « très cher » !",

@@ -11,7 +11,7 @@ import torch
 pytest.importorskip("gensim")
 from gensim.models import KeyedVectors  # noqa: E402
 
-from hf_seq2seq.tokenization import train_tokenizer  # noqa: E402
+from hf_seq2seq.vocabulary import train_tokenizer  # noqa: E402
 from hf_seq2seq.word_vectors import (  # noqa: E402
     WordVectorsFormatError,
     add_train_vectors_command,
