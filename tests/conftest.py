@@ -9,6 +9,10 @@ from hf_seq2seq import HFSeq2SeqConfig, HFSeq2SeqForConditionalGeneration
 
 BOS, PAD, EOS = 0, 1, 2
 
+# The model tests marked with it run on every preset whose shape the tiny model does not cover, at the preset's real
+# size (a 40-token vocabulary): `small-deep-encoder` has more encoder than decoder layers.
+EACH_PRESET_SHAPE = pytest.mark.parametrize("preset", ["tiny", "small-deep-encoder"])
+
 
 def tiny_config(preset: str = "tiny", **overrides) -> HFSeq2SeqConfig:
     """A model of the preset's shape (the tiny one by default) with a 40-token vocabulary and dropout off, so
@@ -40,6 +44,41 @@ def _deterministic():
 
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The folder beside the project that holds the real data (data/) and copies of transformers' tests; another place with
+# HF_SEQ2SEQ_SHARED (e.g. HF_SEQ2SEQ_SHARED=/nonexistent to see what a CI without it would report).
+SHARED = os.path.abspath(os.environ.get("HF_SEQ2SEQ_SHARED") or os.path.join(ROOT, "..", "shared"))
+SHARED_DATA = os.path.join(SHARED, "data")
+
+
+def under_ci() -> bool:
+    """Whether the environment variable CI is set (as `.ci/run` and the usual CI runners set it)."""
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def require_shared(path: str, what: str, module_level: bool = False) -> str:
+    """`path` if it exists. Otherwise: under CI a failure naming `what` is missing, since a test that a missing
+    yardstick turns into a skip proves nothing; on a developer's machine a skip with the same reason. Called by the
+    fixtures and tests that need the data, so that tests that need none still run."""
+    if os.path.exists(path):
+        return path
+    message = f"{what} is not at {path}"
+    if under_ci():
+        pytest.fail(f"{message} (CI is set: a missing yardstick fails the run instead of skipping)", pytrace=False)
+    pytest.skip(f"{message} (under CI this fails)", allow_module_level=module_level)
+
+
+def pytest_configure(config):
+    """Under CI a module that cannot be collected without a yardstick (test_transformers_conformance.py without
+    transformers' tests) is an error of the run, and the other modules still run: pytest would otherwise stop at the
+    first collection error."""
+    if under_ci():
+        config.option.continue_on_collection_errors = True
+
+
+@pytest.fixture(scope="session")
+def shared_data():
+    """The real data folder (../shared/data), required as `require_shared` says."""
+    return require_shared(SHARED_DATA, "the real data folder (../shared/data, or $HF_SEQ2SEQ_SHARED/data)")
 
 # A shortened default job: a model between tiny and small, 10,000 built-in pairs, three epochs (~1 minute).
 SHORT_TRAINING = [

@@ -19,17 +19,16 @@ from transformers.trainer_pt_utils import LengthGroupedSampler
 from hf_seq2seq.batching import TokenBudgetBatchSampler, TokenBudgetSeq2SeqTrainer, forward_set_epoch, sequence_lengths
 from hf_seq2seq.vocabulary import train_tokenizer
 
-from conftest import ROOT, tiny_model
+from conftest import ROOT, SHARED_DATA, require_shared, tiny_model
 
-TATOEBA = os.path.join(ROOT, "..", "shared", "data", "tatoeba-en-fr", "train.tsv")
+TATOEBA = os.path.join(SHARED_DATA, "tatoeba-en-fr", "train.tsv")
 
 
 @pytest.fixture(scope="module")
 def pairs() -> list[tuple[str, str]]:
     """5,000 English–French pairs: every 30th line of Tatoeba, whose export is sorted by length, so the sample covers
     its whole range of lengths (3 to 27 English words)."""
-    if not os.path.isfile(TATOEBA):
-        pytest.skip(f"{TATOEBA} is not there")
+    require_shared(TATOEBA, "Tatoeba's training split (../shared/data/tatoeba-en-fr/train.tsv)")
     with open(TATOEBA, encoding="utf-8") as f:
         lines = f.read().splitlines()[::30]
     return [tuple(line.split("\t")[:2]) for line in lines if line.count("\t") >= 1]

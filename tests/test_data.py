@@ -11,7 +11,6 @@ from hf_seq2seq.data import DataArguments, DataError, load_file, load_raw_datase
 from hf_seq2seq.tasks import get_task
 from hf_seq2seq.vocabulary import train_tokenizer
 
-SHARED = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")
 PAIRS = [("The cat sleeps.", "Le chat dort."), ("I saw two birds.", "J'ai vu deux oiseaux.")]
 
 
@@ -49,11 +48,10 @@ def test_hub_layout_through_load_dataset(tmp_path):
     assert as_pairs(splits["train"]) == PAIRS and len(splits["validation"]) == 1
 
 
-@pytest.mark.skipif(not os.path.isdir(SHARED), reason="../shared/data is not beside the project")
-def test_reads_the_shared_real_data():
-    tatoeba = load_file(os.path.join(SHARED, "tatoeba-en-fr", "dev.tsv"), "en", "fr")
+def test_reads_the_shared_real_data(shared_data):
+    tatoeba = load_file(os.path.join(shared_data, "tatoeba-en-fr", "dev.tsv"), "en", "fr")
     assert len(tatoeba) == 8152
-    multi30k = load_file(os.path.join(SHARED, "multi30k-en-fr", "val.en"), "en", "fr")
+    multi30k = load_file(os.path.join(shared_data, "multi30k-en-fr", "val.en"), "en", "fr")
     assert len(multi30k) == 1014 and multi30k[0]["translation"]["fr"]
 
 

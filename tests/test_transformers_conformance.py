@@ -4,8 +4,9 @@ combined as `tests/models/marian/test_modeling_marian.py` combines them for Mari
 The mixins are read from a copy of transformers' test folder, never copied into this project: the folder named by
 `HF_SEQ2SEQ_TRANSFORMERS_TESTS`, or else the copy beside the project that matches the installed transformers
 (`TESTS_FOLDERS`: `../shared/transformers-tests` for 5.24.x, `../shared/transformers-tests-5.25` for 5.25.x), since
-the mixins follow the library's internals of their own release. Without it the module is skipped, with a message
-that says how to get it.
+the mixins follow the library's internals of their own release (`$HF_SEQ2SEQ_SHARED` in place of `../shared`, as for
+the data). Without it the module is skipped, with a message that says how to get it; under CI (`CI` set) its
+collection fails with that message instead (tests/conftest.py, `require_shared`).
 
 One mismatch is bridged here, not in the model: transformers 5.25 removed the class attribute
 `PreTrainedModel._is_stateful`, but the copy of `tests/generation/test_utils.py` in the 5.25 folder is older and
@@ -28,7 +29,8 @@ import transformers
 from packaging.version import Version
 from transformers import PreTrainedModel
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from conftest import SHARED, require_shared
+
 # The copy of transformers' tests that matches each minor release the project supports (see pyproject.toml).
 TESTS_FOLDERS = {(5, 24): "transformers-tests", (5, 25): "transformers-tests-5.25"}
 TRANSFORMERS_VERSION = Version(transformers.__version__)
@@ -36,17 +38,18 @@ _minor = (TRANSFORMERS_VERSION.major, TRANSFORMERS_VERSION.minor)
 TRANSFORMERS_TESTS = os.path.abspath(
     os.environ.get(
         "HF_SEQ2SEQ_TRANSFORMERS_TESTS",
-        os.path.join(ROOT, "..", "shared", TESTS_FOLDERS.get(_minor, "transformers-tests-%d.%d" % _minor)),
+        os.path.join(SHARED, TESTS_FOLDERS.get(_minor, "transformers-tests-%d.%d" % _minor)),
     )
 )
-if not os.path.isfile(os.path.join(TRANSFORMERS_TESTS, "tests", "test_modeling_common.py")):
-    pytest.skip(
-        f"transformers' model tests are not at {TRANSFORMERS_TESTS}. Get the `tests/` folder of the transformers "
-        f"release you test against (git clone --depth 1 --branch v{TRANSFORMERS_VERSION.base_version} "
-        "https://github.com/huggingface/transformers) and set HF_SEQ2SEQ_TRANSFORMERS_TESTS to the folder that holds "
-        "`tests/`.",
-        allow_module_level=True,
-    )
+# Every test of this module comes from these mixins: without them there is no module to collect.
+require_shared(
+    os.path.join(TRANSFORMERS_TESTS, "tests", "test_modeling_common.py"),
+    f"transformers' model tests (tests/test_modeling_common.py of transformers {TRANSFORMERS_VERSION.base_version}; "
+    f"get the `tests/` folder of that release: git clone --depth 1 --branch v{TRANSFORMERS_VERSION.base_version} "
+    "https://github.com/huggingface/transformers, and set HF_SEQ2SEQ_TRANSFORMERS_TESTS to the folder that holds "
+    "`tests/`)",
+    module_level=True,
+)
 # transformers' tests import themselves as the package `tests` (`from tests.exporters...`): their folder goes first.
 sys.path.insert(0, TRANSFORMERS_TESTS)
 

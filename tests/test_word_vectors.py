@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-pytest.importorskip("gensim")
-from gensim.models import KeyedVectors  # noqa: E402
+from gensim.models import KeyedVectors  # a dependency of the package (pyproject.toml), never skipped  # noqa: E402
 
 from hf_seq2seq.vocabulary import train_tokenizer  # noqa: E402
 from hf_seq2seq.word_vectors import (  # noqa: E402
