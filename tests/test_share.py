@@ -172,7 +172,7 @@ def test_trained_model_loaded_in_half_precision_translates_as_in_float32(trained
 
 def test_ctranslate2_export_gives_the_same_greedy_tokens(trained, tmp_path, capsys):
     """`hf-seq2seq export-ct2` converts the trained model for CTranslate2: run by CTranslate2, the same weights
-    give the same greedy tokens as our generate() (post- and pre-norm layouts are checked in test_model)."""
+    give the same greedy tokens as our generate() (post- and pre-norm layouts are checked in test_ctranslate2_engine.py)."""
     from hf_seq2seq.cli import main as cli
     from hf_seq2seq.corpus import generate_corpus
     from hf_seq2seq.export_ctranslate2 import translator
