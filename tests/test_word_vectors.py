@@ -78,17 +78,17 @@ def test_init_copies_exactly_the_covered_rows(tokenizer):
     report = init_token_embeddings(model, tokenizer, vectors)
 
     after = model.get_input_embeddings().weight.detach()
-    expected = {  # token id -> the key of its vector, by the documented rules, for every token of the vocabulary
-        token_id: key
-        for tok, token_id in tokenizer.get_vocab().items()
-        if token_id not in tokenizer.all_special_ids
-        for text in [tokenizer.convert_tokens_to_string([tok]).strip()]
-        for key in [text if text in vectors.key_to_index else text.lower()]
-        if text and key in vectors.key_to_index
-    }
-    # Word-initial tokens with their space marker, a non-ASCII word, a capitalised word through lowercasing.
-    for word, key in [("cat", "cat"), ("sleeps", "sleeps"), ("été", "été"), ("the", "the"), ("The", "the")]:
-        assert expected[tokenizer.convert_tokens_to_ids(token(tokenizer, word))] == key
+    # The oracle, written out by hand from the documented rules (init_token_embeddings' docstring) for this
+    # vocabulary: every token that gets a vector, and the key of that vector. Byte-level tokens: "Ġ" is the space
+    # marker, "Ã©" the two bytes of "é".
+    table = {
+        "\u0120cat": "cat", "\u0120sleeps": "sleeps", "\u0120the": "the",  # word-initial, marker removed
+        "\u0120Ã©tÃ©": "été",  # a non-ASCII word
+        "Ã©tÃ©": "été",  # without the marker, after "L'": a whole word too
+        "\u0120The": "the", "The": "the",  # capitalised (sentence-initial "The" has no marker), through lowercasing
+    }  # and no other: not "Ġsleep" (the file has no "sleep"), not the special tokens, nothing for "zebra"
+    vocabulary = tokenizer.get_vocab()
+    expected = {vocabulary[tok]: key for tok, key in table.items()}  # token id -> the key of its vector
     for token_id, key in expected.items():
         assert torch.equal(after[token_id], torch.tensor(vectors[key])), key
     others = [i for i in range(len(tokenizer)) if i not in expected]
@@ -100,9 +100,7 @@ def test_init_copies_exactly_the_covered_rows(tokenizer):
 
     assert (report.covered, report.vocab_size, report.special) == (len(expected), len(tokenizer), 4)
     assert report.match == "word"
-    assert report.by_lowercase == sum(tokenizer.convert_tokens_to_string([t]).strip() != expected[i]
-                                      for t, i in tokenizer.get_vocab().items() if i in expected)
-    assert report.by_lowercase >= 1  # "ĠThe"
+    assert report.by_lowercase == 2  # "ĠThe" and "The"
     assert f"cover {len(expected)} of {len(tokenizer)}" in str(report) and "\n" not in str(report)
 
 
