@@ -74,7 +74,10 @@ def test_fsdp_plan_wraps_the_tied_embedding_once():
     """The shared embedding (and the LM head tied to it) belongs to the root group, once: FSDP2 refuses a tied weight
     that two groups manage ("is shared with a parameter already managed by another FSDP group")."""
     plan = resolved_fsdp_plan(tiny_model())
-    assert "model.encoder.embed_tokens" not in plan and "model.decoder.embed_tokens" not in plan
+    # Exactly one group per encoder and decoder layer, nothing else: neither `model.shared` nor an embed_tokens or the
+    # LM head is a group of its own, so the tied weight stays with the root.
+    layers = [f"model.{stack}.layers.{i}" for stack in ("encoder", "decoder") for i in (0, 1)]
+    assert plan == {name: "free_full_weight" for name in layers}, plan
 
 
 # --- FSDP2 on two CPU processes -------------------------------------------------------------------------------------
