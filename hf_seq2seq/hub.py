@@ -164,7 +164,9 @@ def write_model_card(training_args, model_args, data_args, task, model, results,
         epochs=round(train_metrics.get("epoch", 0), 2),
         learning_rate=training_args.learning_rate,
         warmup_steps=int(warmup) if float(warmup).is_integer() else warmup,
-        scheduler=str(getattr(training_args.lr_scheduler_type, "value", training_args.lr_scheduler_type)).replace("_", " "),
+        scheduler="a linear fall to 0 over the time budget" if training_args.lr_decay_over_time_budget else
+        str(getattr(training_args.lr_scheduler_type, "value", training_args.lr_scheduler_type)).replace("_", " "),
+        averaged=training_args.average_checkpoints,
         label_smoothing=getattr(config, "label_smoothing", 0) or training_args.label_smoothing_factor,
         batch_size=f"{training_args.max_tokens_per_batch} tokens" if training_args.max_tokens_per_batch else
         f"{training_args.per_device_train_batch_size} examples",

@@ -202,16 +202,15 @@ def plot_training_curve(output_dir: str, path: str | None = None, metric: str = 
     scores = [(point["seconds"] / 60, point[f"eval_{metric}"]) for point in curve if f"eval_{metric}" in point]
     if not losses and not scores:
         return None
-    fig = Figure(figsize=(10, 3.5))
-    axes = fig.subplots(1, 2)
-    if losses:
-        axes[0].plot(*zip(*losses))
-    axes[0].set_xlabel("step")
-    axes[0].set_ylabel("training loss")
-    if scores:
-        axes[1].plot(*zip(*scores), marker="o")
-    axes[1].set_xlabel("minutes of training")
-    axes[1].set_ylabel(f"validation {metric}")
+    # One panel for each series there is (a run without evaluations has only its loss).
+    panels = [(points, x, y, style) for points, x, y, style in (
+        (losses, "step", "training loss", {}), (scores, "minutes of training", f"validation {metric}", {"marker": "o"}),
+    ) if points]
+    fig = Figure(figsize=(5 * len(panels), 3.5))
+    for axes, (points, x, y, style) in zip(fig.subplots(1, len(panels), squeeze=False)[0], panels):
+        axes.plot(*zip(*points), **style)
+        axes.set_xlabel(x)
+        axes.set_ylabel(y)
     fig.tight_layout()
     path = path or os.path.join(output_dir, "training_curve.png")
     fig.savefig(path, dpi=110)

@@ -34,6 +34,7 @@ def test_final_model_is_the_average_of_the_last_checkpoints(tmp_path):
     assert all((saved[name] == expected[name]).all() for name in expected)
     assert any((saved[name] != last[name]).any() for name in last)  # not simply the last weights
     assert not (output / "checkpoint-average").exists()
+    assert "final weights: the mean of the last 3 checkpoints" in (output / "README.md").read_text(encoding="utf-8")
     # what was scored is what was saved: the averaged model's test results
     assert json.load(open(output / "test_results.json"))["test_bleu"] == results["test"]["test_bleu"]
 
