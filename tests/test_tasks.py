@@ -4,6 +4,7 @@ in a process without the package, the CLI, and a clear error for every kind of b
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -283,7 +284,9 @@ def test_missing_columns_are_named_with_the_columns_that_exist(tmp_path):
     with pytest.raises(DataError, match=r"no column 'question' \(question\).*\['query', 'context', 'answers'\]"):
         load("question-answering", train_file=path)
     path = write(tmp_path / "c.tsv", "text\tsentiment\ngood\t1\nbad\t0\n")
-    with pytest.raises(DataError, match=r"no column 'sentiment'|no column 'label' \(label\).*\['text', 'sentiment'\].*--label_column"):
+    message = (f"{path}: no column 'label' (label); the columns are ['text', 'sentiment']. Name the right ones with "
+               "--label_column.")
+    with pytest.raises(DataError, match=f"^{re.escape(message)}$"):
         load("text-classification", train_file=path)
 
 
