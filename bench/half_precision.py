@@ -3,8 +3,9 @@
 For each dtype, greedy and beam-4 translations of the held-out split; reports how many sentences get exactly the
 float32 tokens, and the BLEU of each. Correctness, not speed (CPU half-precision speed depends on the processor).
 
-    python bench/half_precision.py --model outputs/en-fr            # the demo model, on the built-in test split
-    python bench/half_precision.py --model outputs/tatoeba --test_file ../shared/data/tatoeba-en-fr/dev.tsv
+    python bench/half_precision.py --model outputs/grammar          # trained with --dataset_name builtin:grammar:
+                                                                    # the grammar corpus's test split
+    python bench/half_precision.py --model outputs/en-fr --test_file ../shared/data/tatoeba-en-fr/dev.tsv
 """
 
 import argparse
@@ -38,7 +39,7 @@ def generate_ids(model, tokenizer, sources, num_beams, batch_size=32):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True)
-    parser.add_argument("--test_file", default=None, help="default: the built-in corpus's test split")
+    parser.add_argument("--test_file", default=None, help="default: the test split of builtin:grammar")
     parser.add_argument("--max_sentences", type=int, default=1000)
     parser.add_argument("--output", default="bench/results/half_precision.json")
     args = parser.parse_args()
