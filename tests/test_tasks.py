@@ -341,3 +341,27 @@ def test_classification_bad_labels(tmp_path):
         load("text-classification", train_file=write(tmp_path / "one.tsv", "sentence\tlabel\ngood\t1\nfine\t1\n"))
     names = load("text-classification", train_file=write(tmp_path / "s.csv", "text,label\ngood,pos\nbad,neg\nok,pos\n"))
     assert names["train"]["label"] == [1, 0, 1]  # label names sorted: neg, pos
+
+
+def test_a_classifier_is_evaluated_against_its_own_labels(tmp_path):
+    """`hf-seq2seq evaluate` reads a test file's labels as the model's label names or their indices; a label the
+    model does not have is a DataError naming it."""
+    from hf_seq2seq import HFSeq2SeqConfig
+
+    config = HFSeq2SeqConfig(id2label={0: "negative", 1: "positive"}, label2id={"negative": 0, "positive": 1})
+    task = get_task("text-classification")
+    test_file = write(tmp_path / "test.tsv", "sentence\tlabel\ngood film\tpositive\nbad film\t0\n")
+    args = DataArguments(task="text-classification", test_file=test_file)
+    assert task.test_set(args, config) == (["good film", "bad film"], [1, 0])
+    args.test_file = write(tmp_path / "odd.tsv", "sentence\tlabel\nso-so\tneutral\n")
+    with pytest.raises(DataError, match=r"the label 'neutral' is not one of the model's labels \['negative', 'positive'\]"):
+        task.test_set(args, config)
+
+
+def test_a_saved_model_is_known_by_its_pipeline_or_its_head():
+    from hf_seq2seq.tasks import saved_model_task
+
+    generator = ["HFSeq2SeqForConditionalGeneration"]
+    assert saved_model_task({"architectures": generator, "custom_pipelines": {"summarization": {}}}) == "summarization"
+    assert saved_model_task({"architectures": ["HFSeq2SeqForSequenceClassification"]}) == "text-classification"
+    assert saved_model_task({"architectures": ["MarianMTModel"]}) == "translation"  # no pipeline: a translator
