@@ -13,10 +13,6 @@ BOS, PAD, EOS = 0, 1, 2
 # size (a 40-token vocabulary): `small-deep-encoder` has more encoder than decoder layers.
 EACH_PRESET_SHAPE = pytest.mark.parametrize("preset", ["tiny", "small-deep-encoder"])
 
-# The model tests marked with it run on every preset whose shape the tiny model does not cover, at the preset's real
-# size (a 40-token vocabulary): `small-deep-encoder` has more encoder than decoder layers.
-EACH_PRESET_SHAPE = pytest.mark.parametrize("preset", ["tiny", "small-deep-encoder"])
-
 
 def tiny_config(preset: str = "tiny", **overrides) -> HFSeq2SeqConfig:
     """A model of the preset's shape (the tiny one by default) with a 40-token vocabulary and dropout off, so

@@ -22,7 +22,6 @@ import tempfile
 import unittest
 from unittest import mock
 
-import pytest
 import torch
 
 import transformers
