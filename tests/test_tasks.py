@@ -245,17 +245,40 @@ def test_text_classification_pipeline_gives_the_argmax_with_the_data_label_names
 
 
 def test_cli_summarize_answer_classify_and_evaluate(summarizer, reader, classifier, capsys):
+    """Each verb prints, a line per input, what the model gives in this process on the same input: generate() with
+    the model's own generation config (what the CLI decodes with when given no --num_beams or --max_new_tokens) on
+    the source text the task's pipeline builds, or the label of the highest logit."""
+    from hf_seq2seq.pipeline_hf_seq2seq import question_answering_input
+
     folder, _ = summarizer
-    cli_main(["summarize", "--model", folder, "#Person1#: Shall we go out tonight?\n#Person2#: Yes, to the cinema."])
-    assert capsys.readouterr().out.strip()
+    dialogue = "#Person1#: Shall we go out tonight?\n#Person2#: Yes, to the cinema."
+    cli_main(["summarize", "--model", folder, dialogue])
+    prefix = json.load(open(os.path.join(folder, "config.json")))["task_specific_params"]["summarization"]["prefix"]
+    expected = generate_and_decode(folder, [prefix + dialogue])
+    assert expected[0].strip(), "an empty summary would make the comparison vacuous"
+    assert capsys.readouterr().out.splitlines() == expected
     folder, _ = reader
-    cli_main(["answer", "--model", folder, "--question", "Where is the cat?", "--context", "The cat sleeps on the mat."])
-    assert len(capsys.readouterr().out.splitlines()) == 1
+    context, questions = "The cat sleeps on the mat in the kitchen.", ["Where is the cat?", "What does the cat do?"]
+    cli_main(["answer", "--model", folder, "--question", questions[0], "--question", questions[1], "--context", context])
+    expected = generate_and_decode(folder, [question_answering_input(q, context) for q in questions])
+    assert all(answer.strip() for answer in expected), expected
+    assert capsys.readouterr().out.splitlines() == expected
     with pytest.raises(SystemExit, match="empty"):
         cli_main(["answer", "--model", folder, "--question", "Where?", "--context", " "])
     folder, results = classifier
-    cli_main(["classify", "--model", folder, "a gripping film", "dull and lifeless"])
-    assert set(capsys.readouterr().out.split()) <= {"negative", "positive"}
+    model, tokenizer = AutoModelForSequenceClassification.from_pretrained(folder).eval(), AutoTokenizer.from_pretrained(folder)
+
+    @torch.no_grad()
+    def label(sentence):  # one sentence at a time: no padding
+        return model.config.id2label[model(**tokenizer(sentence, return_tensors="pt")).logits.argmax(-1).item()]
+
+    # A sentence of each label (the first ones of the dev set the model gives it), so that printing one label for
+    # everything cannot pass, and two of our own.
+    dev = [line.split("\t")[0].strip() for line in open(os.path.join(SHARED, "sst2", "dev.tsv"))][1:41]
+    labels = [label(s) for s in dev]
+    sentences = [dev[labels.index(name)] for name in ("negative", "positive")] + ["a gripping film", "dull and lifeless"]
+    cli_main(["classify", "--model", folder, *sentences])
+    assert capsys.readouterr().out.splitlines() == [label(s) for s in sentences]
     cli_main(["evaluate", "--model", folder, "--test_file", os.path.join(SHARED, "sst2", "dev.tsv"), "--max_samples", "400"])
     scores = json.loads(capsys.readouterr().out)
     assert scores["examples"] == 400 and scores["accuracy"] == results["test"]["test_accuracy"]
