@@ -3,6 +3,7 @@
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -10,7 +11,7 @@ import textwrap
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
-from transformers import AutoModelForSeq2SeqLM
+from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
 from hf_seq2seq.averaging import add_average_command, average_checkpoints, last_checkpoints, run_average
 from hf_seq2seq.hub import save_bundle
@@ -95,7 +96,24 @@ def test_average_folder_holds_the_bundle_the_pipeline_needs(run, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     loaded = json.loads(result.stdout.strip().splitlines()[-1])
     assert loaded["class"].startswith("transformers_modules")
-    assert isinstance(loaded["out"][0]["translation_text"], str)
+
+    # What the pipeline printed is generate() of the mean of the three checkpoints, computed here in float64 and
+    # loaded with the folder's config (so a folder holding other weights, e.g. the first checkpoint's, cannot pass).
+    def greedy_text(folder):
+        model = AutoModelForSeq2SeqLM.from_pretrained(folder).eval()
+        inputs = tokenizer("My sister saw the cat.", return_tensors="pt")
+        return tokenizer.decode(model.generate(**inputs, max_new_tokens=4, num_beams=1)[0], skip_special_tokens=True)
+
+    tokenizer = AutoTokenizer.from_pretrained(output)
+    mean = tmp_path / "mean"
+    os.makedirs(mean)
+    for name in ("config.json", "generation_config.json"):
+        shutil.copy(os.path.join(output, name), mean / name)
+    save_file({name: tensor.float() for name, tensor in float64_mean(last_checkpoints(str(run), 3)).items()},
+              str(mean / "model.safetensors"), metadata={"format": "pt"})
+    expected = greedy_text(mean)
+    assert expected != greedy_text(run / "checkpoint-5")  # the comparison tells the mean from the first checkpoint
+    assert loaded["out"][0]["translation_text"] == expected
 
 
 def test_checkpoints_of_different_models_are_a_clear_error(run, tmp_path):
