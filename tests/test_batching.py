@@ -296,9 +296,9 @@ def launch_probe(output, *arguments):
 
 
 def test_two_processes_train_on_their_own_token_budget_batches_and_resume(tmp_path):
-    """train.py's main under `accelerate launch --num_processes 2` with the token-budget trainer, then resumed from a
-    checkpoint a few steps into the second epoch: each process trains on its own batches under the budget, and the
-    resumed processes train on the batches of the uninterrupted run."""
+    """train.py's main under `accelerate launch --num_processes 2` with its own `--max_tokens_per_batch 2000`, then
+    resumed from a checkpoint a few steps into the second epoch: each process trains on its own batches under the
+    budget, and the resumed processes train on the batches of the uninterrupted run."""
     output = str(tmp_path / "run")
     launch_probe(output)
     records = {rank: [json.loads(line) for line in open(os.path.join(output, f"rank{rank}.jsonl"))] for rank in (0, 1)}
@@ -309,6 +309,8 @@ def test_two_processes_train_on_their_own_token_budget_batches_and_resume(tmp_pa
     for record in records[0] + records[1]:
         pairs, source_length = len(record["batch"]), len(record["batch"][0])
         assert record["labels"][0] == pairs and pairs * (source_length + record["labels"][1]) <= 2000
+    # The budget, not a fixed batch size (train.py's default 8 pairs), decided how many pairs a batch holds.
+    assert len({len(record["batch"]) for record in records[0] + records[1]}) > 1
     steps_per_epoch = [record["epoch"] for record in records[0]].index(1.0)  # the first step of the second epoch
     assert 3 <= steps_per_epoch <= 15
 

@@ -1,6 +1,6 @@
-"""Run train.py's main() with `TokenBudgetSeq2SeqTrainer`, recording per process the world size, the step, the epoch
-and the batch it trained on (as tests/ddp_probe.py does). train.py does not take `--max_tokens_per_batch N` yet: this
-probe takes it off the arguments and gives it to the trainer. A run given `--resume_from_checkpoint` records to
+"""Run train.py's main() as it is, `--max_tokens_per_batch N` included (train.py's own flag, which reaches its
+`TokenBudgetSeq2SeqTrainer` through the training arguments), recording per process the world size, the step, the
+epoch and the batch it trained on (as tests/ddp_probe.py does). A run given `--resume_from_checkpoint` records to
 `rank{N}-resumed.jsonl`, others to `rank{N}.jsonl`. Used by tests/test_batching.py under `accelerate launch`."""
 
 import functools
@@ -30,9 +30,7 @@ class RecordingTrainer(TokenBudgetSeq2SeqTrainer):
 
 if __name__ == "__main__":
     argv = sys.argv[1:]
-    at = argv.index("--max_tokens_per_batch")
-    budget = int(argv[at + 1])
-    del argv[at : at + 2]
     suffix = "-resumed" if "--resume_from_checkpoint" in argv else ""
-    trainer_class = functools.partial(RecordingTrainer, max_tokens_per_batch=budget, record_suffix=suffix)
+    # No max_tokens_per_batch here: the budget the batches keep to comes from train.py's --max_tokens_per_batch.
+    trainer_class = functools.partial(RecordingTrainer, record_suffix=suffix)
     train.main(argv, trainer_class=trainer_class)
