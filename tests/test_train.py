@@ -6,9 +6,9 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
+import torch
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -41,11 +41,70 @@ def test_cli_translate_and_evaluate(trained, tmp_path, capsys):
     cli_main(["translate", "--model", output, "My sister saw the cat.", ""])
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("Ma sœur") and lines[1] == ""
+    # The scores `evaluate` prints are sacreBLEU's (the project's metric, default settings) of the translations
+    # `translate` prints for the same sources, against the references.
+    from sacrebleu.metrics import BLEU, CHRF
+
+    from hf_seq2seq.corpus import generate_corpus
+
+    pairs = [row["translation"] for row in generate_corpus(train_size=10000)["test"][:40]]
+    sources, references = [p["en"] for p in pairs], [p["fr"] for p in pairs]
     test_file = tmp_path / "test.tsv"
-    test_file.write_text("My brother likes the dog.\tMon frère aime le chien.\n", encoding="utf-8")
+    test_file.write_text("".join(f"{en}\t{fr}\n" for en, fr in zip(sources, references)), encoding="utf-8")
+    cli_main(["translate", "--model", output, *sources])
+    translations = capsys.readouterr().out.splitlines()
+    assert len(translations) == len(sources) and translations != references  # real output, not a perfect copy
     cli_main(["evaluate", "--model", output, "--test_file", str(test_file)])
     scores = json.loads(capsys.readouterr().out)
-    assert scores["examples"] == 1 and "nrefs:1" in scores["bleu_signature"]
+    assert scores["examples"] == len(sources) and "nrefs:1" in scores["bleu_signature"]
+    assert scores["bleu"] == round(BLEU().corpus_score(translations, [references]).score, 2)
+    assert scores["chrf"] == round(CHRF().corpus_score(translations, [references]).score, 2)
+
+
+def test_cli_answer_prints_generate_of_each_question_with_the_context_in_order(trained, capsys):
+    """`answer` formats each --question with the --context as the question-answering pipeline does and prints what
+    generate() makes of it, a line per question, in the order given (the verb batches by length). test_tasks.py's
+    reader, after 60 steps, answers every question alike, which would hide a wrong order or input; the translator's
+    output depends on its input, so it stands in here."""
+    from hf_seq2seq.pipeline_hf_seq2seq import question_answering_input
+
+    output, _ = trained
+    context = "The cat sleeps."
+    questions = ["We will buy three red cars.", "My sister saw the cat.", "I saw two birds."]  # not in length order
+    cli_main(["answer", "--model", output, *[arg for q in questions for arg in ("--question", q)], "--context", context])
+    model, tokenizer = AutoModelForSeq2SeqLM.from_pretrained(output).eval(), AutoTokenizer.from_pretrained(output)
+    expected = [tokenizer.decode(model.generate(**tokenizer(question_answering_input(q, context), return_tensors="pt"))[0],
+                                 skip_special_tokens=True) for q in questions]
+    assert len(set(expected)) == len(questions), expected
+    assert capsys.readouterr().out.splitlines() == expected
+
+
+def test_classifier_starts_from_the_translator_through_train_py(trained, tmp_path):
+    """`train.py --task text-classification --model_name_or_path <translator>`: the classifier is the translator's
+    encoder–decoder, weights and tokenizer, with a new head (a learning rate of 0 keeps the weights as loaded)."""
+    from safetensors.torch import load_file
+
+    from hf_seq2seq.corpus import generate_corpus
+
+    translator, _ = trained
+    sentences = [row["translation"]["en"] for row in generate_corpus(train_size=200)["train"][:64]]
+    data = tmp_path / "train.tsv"
+    data.write_text("sentence\tlabel\n" + "".join(f"{s}\t{int('cat' in s)}\n" for s in sentences), encoding="utf-8")
+    output = tmp_path / "classifier"
+    train.main([
+        "--task", "text-classification", "--model_name_or_path", translator, "--train_file", str(data),
+        "--class_names", "other,cat", "--max_steps", "2", "--learning_rate", "0", "--per_device_train_batch_size", "16",
+        "--eval_strategy", "no", "--save_strategy", "no", "--disable_tqdm", "true", "--output_dir", str(output),
+    ])
+    config = json.load(open(output / "config.json"))
+    assert config["architectures"] == ["HFSeq2SeqForSequenceClassification"] and config["id2label"] == {"0": "other", "1": "cat"}
+    # The translator's tokenizer (saved again, with the truncation setting of the run's last call: compared without it).
+    ours_tokenizer, theirs_tokenizer = (json.load(open(os.path.join(folder, "tokenizer.json"))) for folder in (output, translator))
+    assert {**ours_tokenizer, "truncation": None} == {**theirs_tokenizer, "truncation": None}
+    ours, theirs = load_file(output / "model.safetensors"), load_file(os.path.join(translator, "model.safetensors"))
+    assert {name.split(".")[0] for name in ours.keys() - theirs.keys()} == {"classification_head"}
+    assert theirs.keys() <= ours.keys()
+    assert all(torch.equal(ours[name], theirs[name]) for name in theirs), "the encoder–decoder was not the translator's"
 
 
 def test_cli_names_a_missing_model(tmp_path):
@@ -68,29 +127,32 @@ RESUMABLE = [
 def test_killed_run_resumes_from_last_checkpoint(tmp_path):
     output = str(tmp_path / "run")
     evaluating = ["--eval_strategy", "steps", "--eval_steps", "5"]
-    command = [sys.executable, os.path.join(ROOT, "train.py"), *RESUMABLE, *evaluating, "--output_dir", output,
-               "--max_steps", "400"]
-    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.time() + 240
-    while not os.path.isfile(os.path.join(output, "checkpoint-15", "trainer_state.json")) and time.time() < deadline:
-        time.sleep(0.5)
-    os.killpg(process.pid, signal.SIGKILL)  # no chance to clean up, as with a crash or a lost machine
-    process.wait()
+    # The run kills itself with SIGKILL (no chance to clean up, as with a crash or a lost machine) right after writing
+    # checkpoint-15 (tests/kill_probe.py): the same step on any machine, however slow or busy.
+    killed = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "tests", "kill_probe.py"), *RESUMABLE, *evaluating, "--output_dir", output,
+         "--max_steps", "400", "--kill_after_checkpoint", "15"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )
+    assert killed.returncode == -signal.SIGKILL, f"not killed at step 15 (exit {killed.returncode}): {killed.stderr[-3000:]}"
     assert not os.path.isfile(os.path.join(output, "model.safetensors")), "the run finished before it was killed"
     complete = sorted(int(n.split("-")[1]) for n in os.listdir(output)
                       if n.startswith("checkpoint-") and os.path.isfile(os.path.join(output, n, "trainer_state.json")))
+    assert complete == [5, 10, 15], complete
     last = complete[-1]
-    assert last >= 15
     # The quality curve so far survived the kill: it is written at every evaluation, not at the end.
     killed_curve = json.load(open(os.path.join(output, "curve.json")))
-    assert [point["step"] for point in killed_curve][:3] == [5, 10, 15]
+    assert [point["step"] for point in killed_curve] == [5, 10, 15]
 
     result = subprocess.run(
-        [sys.executable, os.path.join(ROOT, "train.py"), *RESUMABLE, *evaluating, "--output_dir", output,
+        [sys.executable, os.path.join(ROOT, "tests", "kill_probe.py"), *RESUMABLE, *evaluating, "--output_dir", output,
          "--max_steps", str(last + 10), "--resume_from_checkpoint", "true"],
         cwd=ROOT, capture_output=True, text=True, timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
+    # The steps each process trained (kill_probe.py): 1 to 15, then 16 to 25; a run that started over would train
+    # 1 to 25 again and end with the same step numbers everywhere else.
+    assert open(os.path.join(output, "steps.txt")).read().split() == [str(n) for n in range(1, last + 11)]
     state = json.load(open(os.path.join(output, "trainer_state.json")))
     assert state["global_step"] == last + 10
     # Training went on from the checkpoint's step, not from zero: the first logged step after resuming follows it.
@@ -125,9 +187,10 @@ def test_curve_survives_a_crash_while_it_is_written(tmp_path, monkeypatch):
     assert json.load(open(tmp_path / "curve.json")) == [{"seconds": 1.0, "step": 5}]
 
 
-def test_learning_rate_falls_to_zero_with_the_time_budget(tmp_path):
+def test_learning_rate_falls_to_zero_with_the_time_budget(tmp_path, monkeypatch):
     """--lr_decay_over_time_budget: transformers' warm-up by steps, then a linear fall to zero by the clock (where
-    inverse_sqrt alone would still be at sqrt(warm-up / step) of the peak)."""
+    inverse_sqrt alone would still be at sqrt(warm-up / step) of the peak). The callback reads a clock of the test's
+    own, moved by hand: a busy machine's pauses do not move the factors."""
     from types import SimpleNamespace
 
     import torch
@@ -135,6 +198,8 @@ def test_learning_rate_falls_to_zero_with_the_time_budget(tmp_path):
 
     from hf_seq2seq import training
 
+    clock = [1000.0]
+    monkeypatch.setattr(training, "time", SimpleNamespace(monotonic=lambda: clock[0]))
     args = training.TrainingArguments(output_dir=str(tmp_path), max_train_minutes=10, warmup_steps=4,
                                       lr_decay_over_time_budget=True)
     optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1e-3)
@@ -142,13 +207,13 @@ def test_learning_rate_falls_to_zero_with_the_time_budget(tmp_path):
     callback = training.TimeBudgetCallback(10)
     callback.on_train_begin(args, SimpleNamespace(max_steps=1000, global_step=0), None, lr_scheduler=scheduler)
     factor = scheduler.lr_lambdas[0]
-    assert factor(2) == pytest.approx(0.5, abs=0.01)  # half-way through the warm-up, at the start of the budget
-    assert factor(50) == pytest.approx(1.0, abs=0.01)  # inverse_sqrt: 0.28
-    callback.start -= 5 * 60  # half of the 10 minutes gone
-    assert factor(50) == pytest.approx(0.5, abs=0.01)
+    assert factor(2) == pytest.approx(0.5)  # half-way through the warm-up, at the start of the budget
+    assert factor(50) == pytest.approx(1.0)  # inverse_sqrt: 0.28
+    clock[0] += 5 * 60  # half of the 10 minutes gone
+    assert factor(50) == pytest.approx(0.5)
     scheduler.step()
     assert optimizer.param_groups[0]["lr"] == pytest.approx(1e-3 * 1 / 4 * 0.5, abs=1e-5)  # step 1 of 4 of the warm-up, x 0.5
-    callback.start -= 6 * 60  # past the end
+    clock[0] += 6 * 60  # past the end
     assert factor(900) == 0.0
     with pytest.raises(ValueError, match="needs --max_train_minutes"):
         training.TrainingArguments(output_dir=str(tmp_path), lr_decay_over_time_budget=True)
