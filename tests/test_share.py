@@ -2,6 +2,8 @@
 
 import json
 import os
+import re
+import struct
 import subprocess
 import sys
 import textwrap
@@ -10,10 +12,13 @@ import threading
 import pytest
 import torch
 from huggingface_hub import ModelCard
+from safetensors.torch import load_file
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, TextIteratorStreamer
 
 from hf_seq2seq.alignment import alignment, plot_alignment
+from hf_seq2seq.cli import main as cli_main
 from hf_seq2seq.cli import quantize_int8, translate
+from hf_seq2seq.inference import generate_texts
 from hf_seq2seq.hub import translation_pipeline
 from hf_seq2seq.metrics import load_bleu_chrf
 
@@ -109,7 +114,7 @@ def test_bundle_holds_every_file_and_a_model_card_with_real_metrics(trained):
     assert "training_curve.png" in card.text and "Intended use and limitations" in card.text
 
 
-def test_alignment_heatmap_puts_the_mass_on_the_aligned_word(trained, tmp_path):
+def test_alignment_heatmap_puts_the_mass_on_the_aligned_word(trained, tmp_path, capsys):
     folder, _ = trained
     model, tokenizer = load(folder)
     aligned = alignment(model, tokenizer, "We will buy three red cars.")
@@ -135,6 +140,50 @@ def test_alignment_heatmap_puts_the_mass_on_the_aligned_word(trained, tmp_path):
     path = plot_alignment(aligned, str(tmp_path / "alignment.png"))
     assert open(path, "rb").read(4) == b"\x89PNG"
 
+    # `hf-seq2seq align` writes the picture of this alignment: plot_alignment's, titled with the sentence and its
+    # translation, 120 dpi, half an inch a source token and 0.45 inch a target token, plus the margins.
+    output = tmp_path / "cli.png"
+    cli_main(["align", "--model", folder, "We will buy three red cars.", "--output", str(output)])
+    assert capsys.readouterr().out.splitlines() == [str(output)]
+    png = output.read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and png[12:16] == b"IHDR"
+    width, height = struct.unpack(">II", png[16:24])
+    source, target = len(aligned.source_tokens), len(aligned.target_tokens)
+    assert (width, height) == (int(120 * (0.5 * source + 2)), int(120 * (0.45 * target + 1.5))), (width, height)
+    expected = plot_alignment(aligned, str(tmp_path / "expected.png"),
+                              title="We will buy three red cars.\nNous achèterons trois voitures rouges.")
+    assert png == open(expected, "rb").read()
+
+
+def test_cli_translate_int8_prints_what_the_quantized_model_generates(trained, capsys, monkeypatch):
+    """`hf-seq2seq translate --quantize int8` translates with the model's linear layers quantized dynamically to
+    int8 (torch's quantize_dynamic): its lines are generate() of that model, one sentence a batch as --batch_size 1
+    asks (int8 activations are quantized over the whole batch, padding included)."""
+    import warnings
+
+    from hf_seq2seq import cli
+
+    folder, _ = trained
+    models = []  # the model the command translated with
+
+    def recording(model, *args, **kwargs):
+        models.append(model)
+        return generate_texts(model, *args, **kwargs)
+
+    monkeypatch.setattr(cli, "generate_texts", recording)
+    cli_main(["translate", "--model", folder, "--quantize", "int8", "--batch_size", "1", *SENTENCES])
+    printed = capsys.readouterr().out.splitlines()
+    assert any(type(m).__module__.startswith("torch.ao.nn.quantized") for m in models[0].modules()), "not quantized"
+
+    model, tokenizer = load(folder)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.ao's deprecation notice
+        quantized = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+    with torch.inference_mode():
+        expected = [tokenizer.decode(quantized.generate(**tokenizer(s, return_tensors="pt"))[0], skip_special_tokens=True)
+                    for s in SENTENCES]
+    assert printed == expected and all(expected)
+
 
 def test_int8_quantization_keeps_bleu_within_one_point(trained):
     folder, _ = trained
@@ -153,9 +202,9 @@ def test_int8_quantization_keeps_bleu_within_one_point(trained):
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=["bf16", "fp16"])
 def test_trained_model_loaded_in_half_precision_translates_as_in_float32(trained, dtype):
-    """The trained model loaded with `from_pretrained(..., dtype=...)` runs greedy and beam-4 search on CPU, and most
-    sentences of the demo test split get exactly the float32 tokens (half precision rounds: a few near-ties flip).
-    bench/half_precision.py reports the counts for the full demo model."""
+    """The trained model loaded with `from_pretrained(..., dtype=...)` runs greedy and beam-4 search on CPU, and the
+    sentences of the demo test split get float32's tokens but for near-ties: where the tokens differ, float32 itself
+    scores the half-precision translation within 1 nat of its own (a broken half-precision path is far off)."""
     from hf_seq2seq.corpus import generate_corpus
 
     folder, _ = trained
@@ -163,11 +212,23 @@ def test_trained_model_loaded_in_half_precision_translates_as_in_float32(trained
     tokenizer = AutoTokenizer.from_pretrained(folder)
     models = {d: AutoModelForSeq2SeqLM.from_pretrained(folder, dtype=d).eval() for d in (torch.float32, dtype)}
     assert {p.dtype for p in models[dtype].parameters()} == {dtype}
+
+    @torch.no_grad()
+    def float32_log_probability(source, ids):  # of the tokens after the decoder start, as float32 scores them
+        ids = torch.tensor([[token for token in ids if token != tokenizer.pad_token_id]])
+        logits = models[torch.float32](**tokenizer(source, return_tensors="pt"), decoder_input_ids=ids[:, :-1]).logits
+        return logits.log_softmax(-1).gather(-1, ids[:, 1:, None]).sum().item()
+
     batch = tokenizer(sources, return_tensors="pt", padding=True)
     for num_beams in (1, 4):
         ids = {d: model.generate(**batch, num_beams=num_beams, max_new_tokens=48).tolist() for d, model in models.items()}
-        same = sum(a == b for a, b in zip(ids[torch.float32], ids[dtype]))
-        assert same >= 0.8 * len(sources), f"{dtype}, {num_beams} beams: {same}/{len(sources)} as in float32"
+        differ = [i for i, (a, b) in enumerate(zip(ids[torch.float32], ids[dtype])) if a != b]
+        # Measured on this model (transformers 5.25): 91 to 95 of 96 identical, every difference within 0.7 nat; the
+        # full demo model gives float32's tokens for 99.5 to 100% of 1,000 sentences (bench/results/half_precision.json).
+        assert len(differ) <= 0.1 * len(sources), f"{dtype}, {num_beams} beams: {len(differ)}/{len(sources)} differ"
+        for i in differ:
+            gap = float32_log_probability(sources[i], ids[torch.float32][i]) - float32_log_probability(sources[i], ids[dtype][i])
+            assert abs(gap) < 1.0, f"{dtype}, {num_beams} beams, {sources[i]!r}: {gap:.2f} nats from float32's translation"
 
 
 def test_ctranslate2_export_gives_the_same_greedy_tokens(trained, tmp_path, capsys):
@@ -198,3 +259,127 @@ def test_ctranslate2_export_of_a_missing_model_is_a_clear_error(tmp_path):
 
     with pytest.raises(SystemExit, match="does not exist"):
         cli(["export-ct2", "--model", str(tmp_path / "nope"), "--output", str(tmp_path / "ct2")])
+
+
+# --- what is handed to the Hub ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def hub(monkeypatch):
+    """A stand-in for the Hub at huggingface_hub's API (no network, no token): `create_repo` answers with the id,
+    a repository has no README.md yet, and `create_commit` keeps what it is handed, {path in the repository: bytes}
+    per commit. hf_xet's streamed upload is turned off, so that `upload_folder` too ends in `create_commit`."""
+    import huggingface_hub
+    from huggingface_hub import CommitOperationAdd, HfApi
+    from huggingface_hub.errors import EntryNotFoundError
+
+    commits = []
+
+    def create_repo(self, repo_id, **kwargs):
+        return huggingface_hub.RepoUrl(f"https://huggingface.co/{repo_id}")
+
+    def create_commit(self, repo_id, operations, **kwargs):
+        files = {}
+        for operation in operations:
+            assert isinstance(operation, CommitOperationAdd), operation
+            with operation.as_file() as f:
+                files[operation.path_in_repo] = f.read()
+        commits.append(files)
+        return huggingface_hub.CommitInfo(commit_url=f"https://huggingface.co/{repo_id}/commit/{len(commits):040x}",
+                                          commit_message="", commit_description="", oid=f"{len(commits):040x}")
+
+    def no_card(cls, repo_id, *args, **kwargs):
+        raise EntryNotFoundError(f"{repo_id} has no README.md")
+
+    def valid_yaml(self, content, **kwargs):  # upload_folder has the Hub check a README's metadata first
+        return None
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_DISABLE_XET", True)
+    monkeypatch.setattr(HfApi, "create_repo", create_repo)
+    monkeypatch.setattr(HfApi, "create_commit", create_commit)
+    monkeypatch.setattr(HfApi, "_validate_yaml", valid_yaml)
+    monkeypatch.setattr(ModelCard, "load", classmethod(no_card))
+    return commits
+
+
+# What save_bundle writes: the weights, config, code, tokenizer and generation config.
+BUNDLE = {"model.safetensors", "config.json", "generation_config.json", "configuration_hf_seq2seq.py",
+          "modeling_hf_seq2seq.py", "pipeline_hf_seq2seq.py", "tokenizer.json", "tokenizer_config.json"}
+# What a train.py run adds beside it: the model card, the curve picture it shows, and the scores.
+RUN_RECORDS = {"README.md", "training_curve.png", "curve.json", "train_results.json", "test_results.json",
+               "all_results.json", "trainer_state.json"}
+
+
+def uploaded_weights(files):
+    from safetensors.torch import load as load_safetensors
+
+    return load_safetensors(files["model.safetensors"])
+
+
+def test_push_bundle_hands_the_hub_exactly_the_bundle(trained, hub):
+    """`push_bundle`: one commit of the weights, config, code, tokenizer, generation config and a model card; the
+    weights and settings are the model's."""
+    from hf_seq2seq.hub import push_bundle
+
+    folder, _ = trained
+    model, tokenizer = load(folder)
+    push_bundle(model, tokenizer, "someone/en-fr")
+    (files,) = hub
+    assert set(files) == BUNDLE | {"README.md"}, sorted(files)
+    weights = uploaded_weights(files)
+    assert weights.keys() == load_file(os.path.join(folder, "model.safetensors")).keys()
+    assert all(torch.equal(weights[name], tensor) for name, tensor in model.state_dict().items() if name in weights)
+    config = json.loads(files["config.json"])
+    assert config["auto_map"]["AutoModelForSeq2SeqLM"] == "modeling_hf_seq2seq.HFSeq2SeqForConditionalGeneration"
+    assert config["custom_pipelines"]["translation"]["impl"] == "pipeline_hf_seq2seq.TranslationPipeline"
+    assert json.loads(files["generation_config.json"])["num_beams"] == model.generation_config.num_beams == 4
+    assert files["tokenizer.json"] == open(os.path.join(folder, "tokenizer.json"), "rb").read()
+    for code in ("configuration_hf_seq2seq.py", "modeling_hf_seq2seq.py", "pipeline_hf_seq2seq.py"):
+        assert files[code] == open(os.path.join(folder, code), "rb").read(), code
+
+
+def test_train_py_starts_from_word_vectors_and_pushes_the_run_without_checkpoints(tmp_path, hub, caplog):
+    """`python train.py --init_embeddings vectors.txt --push_to_hub --hub_model_id ...`, end to end: the token
+    embeddings start from the word vectors (a learning rate of 0 keeps them as copied), and the finished run goes to
+    the Hub in one commit: the bundle, its model card with the curve it shows, and the run's scores; not the
+    checkpoints, the tokenizer's training copy or the pickled training arguments."""
+    import numpy as np
+    from gensim.models import KeyedVectors
+
+    from conftest import ROOT
+    from hf_seq2seq.corpus import generate_corpus
+
+    sys.path.insert(0, ROOT)
+    import train
+
+    # A vector for every English word of the corpus; those that are whole tokens of the run's vocabulary get them.
+    words = sorted({word for row in generate_corpus(train_size=1000)["train"]
+                    for word in re.findall(r"[a-z]+", row["translation"]["en"].lower())})
+    vectors = KeyedVectors(64)  # the tiny preset's d_model
+    vectors.add_vectors(words, (np.random.default_rng(0).integers(-16, 16, size=(len(words), 64)) / 8).astype(np.float32))
+    vectors.save_word2vec_format(str(tmp_path / "vectors.txt"))
+    output = tmp_path / "run"
+    with caplog.at_level("INFO", logger="train"):
+        train.main([
+            "--preset", "tiny", "--dataset_name", "builtin:grammar", "--builtin_train_size", "1000", "--vocab_size", "400",
+            "--max_eval_samples", "20", "--max_predict_samples", "20", "--eval_strategy", "no", "--save_strategy",
+            "steps", "--save_steps", "1", "--per_device_train_batch_size", "16", "--generation_max_length", "20",
+            "--logging_steps", "1", "--disable_tqdm", "true", "--max_steps", "2", "--learning_rate", "0",
+            "--init_embeddings", str(tmp_path / "vectors.txt"), "--push_to_hub", "true", "--hub_model_id", "someone/tiny",
+            "--output_dir", str(output),
+        ])
+    assert "Embeddings: " in caplog.text
+
+    tokenizer = AutoTokenizer.from_pretrained(output)
+    embeddings = load_file(os.path.join(output, "model.safetensors"))["model.shared.weight"]
+    vocabulary = tokenizer.get_vocab()
+    covered = [word for word in words if "\u0120" + word in vocabulary]
+    assert len(covered) >= 10, covered
+    for word in covered:
+        assert torch.equal(embeddings[vocabulary["\u0120" + word]], torch.tensor(vectors[word])), word
+
+    (files,) = hub
+    assert {"checkpoint-1", "checkpoint-2", "tokenizer"} <= set(os.listdir(output))  # there, and not uploaded
+    assert set(files) == BUNDLE | RUN_RECORDS, sorted(files)
+    for name, content in files.items():
+        assert content == (output / name).read_bytes(), name
