@@ -17,11 +17,7 @@ stacked projections map onto its own fused layout one to one: [W^Q; W^K; W^V] fo
 `ctranslate2` is an optional dependency: `pip install "hf_seq2seq[ctranslate2]"`.
 """
 
-import hashlib
-import json
 import os
-import shutil
-import tempfile
 
 try:
     import ctranslate2
@@ -35,6 +31,7 @@ except ImportError as error:  # tests/test_ctranslate2_engine.py makes the impor
     ) from error
 
 import hf_seq2seq  # registers the Auto classes the converter loads the model with
+from hf_seq2seq import export_cache
 
 
 @register_loader("HFSeq2SeqConfig")
@@ -101,75 +98,15 @@ def translator(ct2_dir: str, device: str = "cpu", **kwargs) -> "ctranslate2.Tran
 # --- one flag: an export cached beside the model, rebuilt when the model changes --------------------------------------
 
 EXPORT_FOLDER = "ctranslate2"
-FINGERPRINT_FILE = "hf_seq2seq_fingerprint.json"
-FINGERPRINTED_FILES = ("model.safetensors", "config.json", "tokenizer.json")
-
-
-def fingerprint(model_dir: str) -> dict:
-    """What an export is made from: the sha256 of the weights, config and vocabulary, and the converter's versions.
-    Hashing the bytes rather than comparing sizes and modification times is never fooled by a copy that keeps the
-    times (`cp -p`, rsync, an unpacked archive) or a rewrite within the clock's resolution, and costs one read of
-    the weights (about a second per GB), little next to loading them into CTranslate2."""
-    files = {}
-    for name in FINGERPRINTED_FILES:
-        path = os.path.join(model_dir, name)
-        if os.path.isfile(path):
-            digest = hashlib.sha256()
-            with open(path, "rb") as f:
-                for block in iter(lambda: f.read(1 << 20), b""):
-                    digest.update(block)
-            files[name] = digest.hexdigest()
-    return {"files": files, "ctranslate2": ctranslate2.__version__, "hf_seq2seq": hf_seq2seq.__version__}
-
-
-def _is_current(export_dir: str, expected: dict) -> bool:
-    """The fingerprint is written last: a folder without it, or with another one, is rebuilt."""
-    try:
-        with open(os.path.join(export_dir, FINGERPRINT_FILE)) as f:
-            return json.load(f) == expected and os.path.isfile(os.path.join(export_dir, "model.bin"))
-    except (OSError, ValueError):
-        return False
-
-
-def _is_writable(folder: str) -> bool:
-    return os.access(folder, os.W_OK)
-
-
-def _user_cache_dir(model_dir: str) -> str:
-    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    key = hashlib.sha256(os.path.realpath(model_dir).encode()).hexdigest()[:16]
-    return os.path.join(cache, "hf_seq2seq", "ctranslate2", key)
 
 
 def cached_export(model_dir: str) -> str:
-    """The CTranslate2 export of a model folder, converted on first use and again whenever the model changes. It is
-    kept in `<model_dir>/ctranslate2/`, or in `~/.cache/hf_seq2seq/ctranslate2/<hash of the path>/` when the model
-    folder is read-only (an up-to-date export already beside a read-only model is used as it is)."""
-    for name in ("config.json", "model.safetensors"):
-        if not os.path.isfile(os.path.join(model_dir, name)):
-            raise FileNotFoundError(f"{model_dir!r} is not a model folder: {name} is missing.")
-    expected = fingerprint(model_dir)
-    export_dir = os.path.join(model_dir, EXPORT_FOLDER)
-    if _is_current(export_dir, expected):
-        return export_dir
-    if not _is_writable(model_dir):
-        export_dir = _user_cache_dir(model_dir)
-        if _is_current(export_dir, expected):
-            return export_dir
-    # Converted into a fresh folder, then swapped in: an interrupted conversion never leaves a half-written export
-    # under the name, and a process loading the old export meanwhile keeps reading whole files.
-    parent = os.path.dirname(os.path.abspath(export_dir))
-    os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=".ctranslate2-", dir=parent)
-    try:
-        export_ctranslate2(model_dir, staging, force=True)
-        with open(os.path.join(staging, FINGERPRINT_FILE), "w") as f:
-            json.dump(expected, f, indent=1)
-        shutil.rmtree(export_dir, ignore_errors=True)
-        os.replace(staging, export_dir)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return export_dir
+    """The CTranslate2 export of a model folder, converted on first use and again whenever the model changes, kept in
+    `<model_dir>/ctranslate2/` (or the user cache for a read-only model folder: `hf_seq2seq.export_cache`)."""
+    return export_cache.cached_export(
+        model_dir, EXPORT_FOLDER, lambda staging: export_ctranslate2(model_dir, staging, force=True),
+        {"ctranslate2": ctranslate2.__version__}, ["model.bin"],
+    )
 
 
 def ctranslate2_translator(model_dir: str, device: str = "cpu", **kwargs) -> "ctranslate2.Translator":

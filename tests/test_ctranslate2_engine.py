@@ -13,6 +13,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 import hf_seq2seq.export_ctranslate2 as engine
+from hf_seq2seq import export_cache
 from hf_seq2seq.cli import load, translate
 from hf_seq2seq.corpus import generate_corpus
 from hf_seq2seq.export_ctranslate2 import translate_with_ctranslate2
@@ -85,7 +86,7 @@ def test_export_is_built_once_and_rebuilt_when_the_weights_change(model_dir, sou
     export = model_dir / "ctranslate2"
     first = translate_with_ctranslate2(str(model_dir), sources, num_beams=1)
     built = os.stat(export / "model.bin").st_mtime_ns
-    fingerprint = json.loads((export / engine.FINGERPRINT_FILE).read_text())
+    fingerprint = json.loads((export / export_cache.FINGERPRINT_FILE).read_text())
     assert translate_with_ctranslate2(str(model_dir), sources, num_beams=1) == first
     assert builds == [str(model_dir)] and os.stat(export / "model.bin").st_mtime_ns == built
 
@@ -99,7 +100,7 @@ def test_export_is_built_once_and_rebuilt_when_the_weights_change(model_dir, sou
     assert expected != first, "the new weights should change some translations"
     assert translate_with_ctranslate2(str(model_dir), sources, num_beams=1) == expected
     assert len(builds) == 2
-    refreshed = json.loads((export / engine.FINGERPRINT_FILE).read_text())
+    refreshed = json.loads((export / export_cache.FINGERPRINT_FILE).read_text())
     assert refreshed["files"]["model.safetensors"] != fingerprint["files"]["model.safetensors"]
     assert refreshed["files"]["config.json"] == fingerprint["files"]["config.json"]
 
@@ -110,16 +111,16 @@ def test_export_is_built_once_and_rebuilt_when_the_weights_change(model_dir, sou
 
 def test_read_only_model_folder_uses_the_user_cache(model_dir, builds, monkeypatch, tmp_path):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.setattr(engine, "_is_writable", lambda folder: False)
+    monkeypatch.setattr(export_cache, "_is_writable", lambda folder: False)
     export = engine.cached_export(str(model_dir))
     assert os.path.dirname(export) == str(tmp_path / "cache" / "hf_seq2seq" / "ctranslate2")
     assert os.path.isfile(os.path.join(export, "model.bin")) and not (model_dir / "ctranslate2").exists()
     assert engine.cached_export(str(model_dir)) == export and len(builds) == 1
 
-    monkeypatch.setattr(engine, "_is_writable", lambda folder: True)
+    monkeypatch.setattr(export_cache, "_is_writable", lambda folder: True)
     beside = engine.cached_export(str(model_dir))
     assert beside == str(model_dir / "ctranslate2") and len(builds) == 2
-    monkeypatch.setattr(engine, "_is_writable", lambda folder: False)  # an up-to-date export beside it is used
+    monkeypatch.setattr(export_cache, "_is_writable", lambda folder: False)  # an up-to-date export beside it is used
     assert engine.cached_export(str(model_dir)) == beside and len(builds) == 2
 
 
