@@ -10,8 +10,11 @@
     hf-seq2seq align --model outputs/en-fr "The cat sleeps." --output alignment.png
     hf-seq2seq translate --model outputs/en-fr --quantize int8 ...   # dynamic int8 linear layers, for CPU serving
     hf-seq2seq translate --model outputs/en-fr --engine ctranslate2 ...   # CTranslate2, export cached beside the model
+    hf-seq2seq translate --model outputs/en-fr --engine onnxruntime [--quantize int8] ...   # ONNX Runtime, likewise
     hf-seq2seq average --run outputs/tatoeba --last 5 --output outputs/tatoeba-avg5   # the mean of the last checkpoints
     hf-seq2seq export-ct2 --model outputs/en-fr --output outputs/en-fr-ct2 [--quantization int8]   # CTranslate2
+    hf-seq2seq export-onnx --model outputs/en-fr --output outputs/en-fr-onnx [--quantize int8]   # ONNX (optimum layout)
+    hf-seq2seq export-onnx --model outputs/en-fr --output outputs/en-fr-web --for-web   # for transformers.js
     hf-seq2seq train-vectors --text corpus.txt --output vectors.txt --size 256 [--tokenizer outputs/en-fr]
 """
 
@@ -41,7 +44,9 @@ def model_task(model_dir: str) -> str:
         return saved_model_task(json.load(f))
 
 
-def load(model_dir: str, quantize: str | None = None):
+def load(model_dir: str, quantize: str | None = None, engine: str = "transformers"):
+    """The model in `model_dir` and its tokenizer. `engine="onnxruntime"` gives the model run by ONNX Runtime from an
+    export cached beside it (int8 with `quantize="int8"`), with the same generate() and forward."""
     import transformers
     from transformers import AutoConfig, AutoTokenizer
 
@@ -49,6 +54,13 @@ def load(model_dir: str, quantize: str | None = None):
 
     check_model_folder(model_dir)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    if engine == "onnxruntime":
+        try:
+            from .export_onnx import ExportError, onnxruntime_model
+
+            return onnxruntime_model(model_dir, quantized=quantize == "int8"), tokenizer
+        except (ImportError, ExportError) as error:
+            raise SystemExit(f"error: {error}") from None
     # The class the model was saved from (config `architectures`, as transformers' pipeline() reads it): a classifier
     # comes back with its head, a translator with its generation head, a Marian model as itself.
     architecture = AutoConfig.from_pretrained(model_dir).architectures[0]
@@ -187,18 +199,23 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="hf-seq2seq", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
 
-    def generation_options(p):
+    def engine_options(p, engines=("transformers", "onnxruntime")):
+        p.add_argument("--quantize", choices=["int8"], default=None, help="dynamic int8 quantization (CPU)")
+        p.add_argument("--engine", choices=engines, default="transformers",
+                       help="onnxruntime: the model run by ONNX Runtime (pip install \"hf_seq2seq[onnx]\") from an "
+                            "export made on first use and kept beside the model"
+                            + ("; ctranslate2: CTranslate2 (pip install ctranslate2), likewise" if "ctranslate2" in engines else ""))
+
+    def generation_options(p, engines=("transformers", "onnxruntime")):
         p.add_argument("--num_beams", type=int, default=None, help="default: the model's generation config")
         p.add_argument("--max_new_tokens", type=int, default=None, help="default: the model's generation config")
         p.add_argument("--batch_size", type=int, default=32)
-        p.add_argument("--quantize", choices=["int8"], default=None, help="dynamic int8 quantization (CPU)")
+        engine_options(p, engines)
 
     p = commands.add_parser("translate", help="translate text given as arguments, or one sentence a line on stdin")
     p.add_argument("--model", required=True, help="a folder written by train.py (or save_pretrained)")
     p.add_argument("text", nargs="*", help="sentences to translate (default: read stdin)")
-    generation_options(p)
-    p.add_argument("--engine", choices=["transformers", "ctranslate2"], default="transformers",
-                   help="ctranslate2: the same translations by CTranslate2 (pip install ctranslate2), faster on CPU")
+    generation_options(p, engines=("transformers", "onnxruntime", "ctranslate2"))
 
     p = commands.add_parser("summarize", help="summarise texts given as arguments, or one text a line on stdin")
     p.add_argument("--model", required=True)
@@ -216,6 +233,7 @@ def main(argv=None):
     p.add_argument("--model", required=True)
     p.add_argument("text", nargs="*")
     p.add_argument("--batch_size", type=int, default=32)
+    engine_options(p)
 
     p = commands.add_parser("evaluate", help="score a model on a test file (BLEU/chrF, ROUGE, EM/F1 or accuracy/F1)")
     p.add_argument("--model", required=True)
@@ -242,6 +260,14 @@ def main(argv=None):
     p.add_argument("--quantization", default=None, help="int8, int8_float32, int16, float16, ... (default: float32)")
     p.add_argument("--force", action="store_true", help="overwrite the output folder")
 
+    p = commands.add_parser("export-onnx", help="export the model to ONNX in optimum's layout (pip install onnxruntime onnxscript)")
+    p.add_argument("--model", required=True)
+    p.add_argument("--output", required=True, help="the folder to write the ONNX files, config and tokenizer to")
+    p.add_argument("--quantize", choices=["int8"], default=None,
+                   help="int8: also write *_quantized.onnx (onnxruntime's dynamic quantisation)")
+    p.add_argument("--for-web", "--for_web", dest="for_web", action="store_true",
+                   help="write the bundle transformers.js loads in the browser or Node (onnx/*.onnx, fp32 and int8)")
+
     from .averaging import add_average_command, run_average
     from .word_vectors import add_train_vectors_command, run_train_vectors
 
@@ -256,7 +282,7 @@ def main(argv=None):
         return
     if getattr(args, "engine", "transformers") == "ctranslate2":
         if args.quantize:
-            raise SystemExit("error: --quantize is for the transformers engine; CTranslate2 runs the float32 export.")
+            raise SystemExit("error: --quantize is for the transformers and onnxruntime engines; CTranslate2 runs the float32 export.")
         check_model_folder(args.model)
         try:
             from .export_ctranslate2 import translate_with_ctranslate2
@@ -271,7 +297,18 @@ def main(argv=None):
 
         print(export_ctranslate2(args.model, args.output, args.quantization, args.force))
         return
-    model, tokenizer = load(args.model, getattr(args, "quantize", None))
+    if args.command == "export-onnx":
+        try:
+            from .export_onnx import ExportError, export_for_web, export_onnx
+
+            if args.for_web:
+                print(export_for_web(args.model, args.output))
+            else:
+                print(export_onnx(args.model, args.output, args.quantize))
+        except (ImportError, ExportError) as error:
+            raise SystemExit(f"error: {error}") from None
+        return
+    model, tokenizer = load(args.model, getattr(args, "quantize", None), getattr(args, "engine", "transformers"))
     if args.command == "align":
         from .alignment import alignment, plot_alignment
 

@@ -29,6 +29,10 @@ class Seq2SeqPipeline(Pipeline):
     Generation arguments (`num_beams`, `max_new_tokens`, `num_return_sequences`, `do_sample`, ...) pass through to
     `generate()`, on top of the model's generation config; `truncation`: "warn" (the default) truncates inputs longer
     than the model was trained on, with a warning; "error" rejects them.
+
+    `engine="onnxruntime"` runs the model with ONNX Runtime behind the same `generate()`: an export of the model folder
+    made on first use, kept beside it and rebuilt when the weights change. It needs this package and onnxruntime
+    (`pip install "hf_seq2seq[onnx]"`) and a model folder on disk.
     """
 
     task = ""
@@ -38,6 +42,20 @@ class Seq2SeqPipeline(Pipeline):
     _load_image_processor = False
     _load_feature_extractor = False
     _load_tokenizer = True
+
+    engines = ("transformers", "onnxruntime")
+
+    def __init__(self, *args, engine: str = "transformers", **kwargs):
+        super().__init__(*args, **kwargs)
+        if engine not in self.engines:
+            raise ValueError(f"engine must be one of {', '.join(map(repr, self.engines))}; got {engine!r}.")
+        if engine == "onnxruntime":
+            try:  # (transformers skips imports inside `try` when it checks what remote code needs)
+                from hf_seq2seq.export_onnx import onnxruntime_model
+            except ImportError as error:
+                raise ImportError(f'engine="onnxruntime" needs hf_seq2seq and onnxruntime: pip install '
+                                  f'"hf_seq2seq[onnx]" ({error})') from None
+            self.model = onnxruntime_model(self.model.name_or_path)
 
     def __call__(self, inputs, **kwargs):
         """A list of inputs with one output each gives one dict per input, as transformers 4's pipelines did;
@@ -106,10 +124,11 @@ class TranslationPipeline(Seq2SeqPipeline):
     task = "translation"
     output_key = "translation_text"
 
+    engines = ("transformers", "onnxruntime", "ctranslate2")
+
     def __init__(self, *args, engine: str = "transformers", **kwargs):
-        super().__init__(*args, **kwargs)
-        if engine not in ("transformers", "ctranslate2"):
-            raise ValueError(f"engine must be 'transformers' or 'ctranslate2', got {engine!r}.")
+        # the base class checks the name and sets up ONNX Runtime; CTranslate2 is this class's
+        super().__init__(*args, engine="transformers" if engine == "ctranslate2" else engine, **kwargs)
         self.ctranslate2 = None
         if engine == "ctranslate2":
             try:  # (transformers skips imports inside `try` when it checks what remote code needs)
