@@ -13,7 +13,7 @@ A generation model becomes four files beside its config, generation config and t
   what transformers.js runs.
 
 Cache tensors are (batch, heads, length, head_dim) with heads and head_dim fixed. A classifier becomes one
-`model.onnx`: input_ids, attention_mask -> logits. Exported with PyTorch's own exporter (`torch.onnx.export`,
+`model.onnx`: input_ids, attention_mask -> logits; an extractive reader, the same with start_logits and end_logits. Exported with PyTorch's own exporter (`torch.onnx.export`,
 dynamo path) with the eager attention, which runs everywhere ONNX runs; batch and lengths are dynamic.
 
 `onnx`, `onnxscript` and `onnxruntime` are optional: `pip install "hf_seq2seq[onnx]"`.
@@ -110,13 +110,23 @@ class DecoderForExport(nn.Module):
         return (self.lm_head(hidden_states), *presents)
 
 
-class ClassifierForExport(nn.Module):
+# The heads exported as one `model.onnx` (input_ids, attention_mask -> these outputs), as optimum exports them.
+HEAD_OUTPUTS = {
+    "HFSeq2SeqForSequenceClassification": ("logits",),
+    "HFSeq2SeqForQuestionAnswering": ("start_logits", "end_logits"),
+}
+
+
+class HeadForExport(nn.Module):
+    """A classifier or an extractive reader: input_ids, attention_mask -> its `HEAD_OUTPUTS`."""
+
     def __init__(self, model):
         super().__init__()
-        self.model = model
+        self.model, self.outputs = model, HEAD_OUTPUTS[type(model).__name__]
 
     def forward(self, input_ids, attention_mask):
-        return self.model(input_ids=input_ids, attention_mask=attention_mask).logits
+        outputs = self.model(input_ids=input_ids, attention_mask=attention_mask)
+        return tuple(getattr(outputs, name) for name in self.outputs)
 
 
 # --- export -------------------------------------------------------------------------------------------------------
@@ -161,7 +171,8 @@ def check_model_folder(model_dir: str) -> None:
     if config.get("model_type") != "hf_seq2seq" or not hasattr(hf_seq2seq, architecture or ""):
         raise ExportError(
             f"{model_dir!r} holds a {config.get('model_type')!r} model ({architecture}): the ONNX export knows "
-            f"hf_seq2seq's HFSeq2SeqForConditionalGeneration and HFSeq2SeqForSequenceClassification."
+            f"hf_seq2seq's HFSeq2SeqForConditionalGeneration, HFSeq2SeqForSequenceClassification and "
+            "HFSeq2SeqForQuestionAnswering."
         )
 
 
@@ -182,8 +193,9 @@ def export_onnx(model_dir: str, output_dir: str, quantize: str | None = None) ->
     os.makedirs(output_dir, exist_ok=True)
     ids = torch.tensor([[5, 6, 7, 8, 9, 2], [10, 11, 12, 2, 1, 1]])  # sizes >= 2 so that nothing is specialised
     mask = (ids != model.config.pad_token_id).long()
-    if isinstance(model, hf_seq2seq.HFSeq2SeqForSequenceClassification):
-        _export(ClassifierForExport(model), (ids, mask), ["input_ids", "attention_mask"], ["logits"],
+    if type(model).__name__ in HEAD_OUTPUTS:
+        head = HeadForExport(model)
+        _export(head, (ids, mask), ["input_ids", "attention_mask"], list(head.outputs),
                 {"input_ids": {0: "batch", 1: "source"}, "attention_mask": {0: "batch", 1: "source"}},
                 os.path.join(output_dir, CLASSIFIER))
         files = [CLASSIFIER]
@@ -561,8 +573,8 @@ def cached_onnx_export(model_dir: str, quantized: bool = False) -> str:
     `quantized` asks for the int8 files too (added to an export that lacks them)."""
     check_model_folder(model_dir)
     with open(os.path.join(model_dir, "config.json")) as f:
-        is_classifier = json.load(f)["architectures"][0] == "HFSeq2SeqForSequenceClassification"
-    required = [CLASSIFIER] if is_classifier else [ENCODER, DECODER_MERGED]
+        one_file = json.load(f)["architectures"][0] in HEAD_OUTPUTS
+    required = [CLASSIFIER] if one_file else [ENCODER, DECODER_MERGED]
     if quantized:
         required += [quantized_name(name) for name in required]
     versions = {"torch": torch.__version__, "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__}
@@ -575,9 +587,15 @@ def cached_onnx_export(model_dir: str, quantized: bool = False) -> str:
 def onnxruntime_model(model_dir: str, quantized: bool = False, session_options=None):
     """The model in `model_dir` run by ONNX Runtime from its cached export (see `cached_onnx_export`): an
     `ORTModelForSeq2SeqLM` (generate() as usual) or an `ORTModelForSequenceClassification`."""
+    with open(os.path.join(model_dir, "config.json")) as f:
+        architecture = json.load(f)["architectures"][0]
+    engines = {"HFSeq2SeqForConditionalGeneration": ORTModelForSeq2SeqLM,
+               "HFSeq2SeqForSequenceClassification": ORTModelForSequenceClassification}
+    if architecture not in engines:
+        raise ExportError(f"{model_dir!r} holds a {architecture}: the ONNX Runtime engine runs generation models and "
+                          "classifiers (`hf-seq2seq export-onnx` exports it for other runtimes).")
     export_dir = cached_onnx_export(model_dir, quantized)
-    is_classifier = os.path.isfile(os.path.join(export_dir, CLASSIFIER))
-    model_class = ORTModelForSequenceClassification if is_classifier else ORTModelForSeq2SeqLM
+    model_class = engines[architecture]
     model = model_class.from_export(export_dir, quantized, session_options)
     model.name_or_path = model_dir
     return model

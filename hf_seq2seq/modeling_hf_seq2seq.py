@@ -26,6 +26,7 @@ from transformers.modeling_outputs import (
     BaseModelOutputWithPastAndCrossAttentions,
     Seq2SeqLMOutput,
     Seq2SeqModelOutput,
+    Seq2SeqQuestionAnsweringModelOutput,
     Seq2SeqSequenceClassifierOutput,
 )
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS, PreTrainedModel
@@ -866,6 +867,78 @@ class HFSeq2SeqForSequenceClassification(HFSeq2SeqPreTrainedModel):
         )
 
 
+class HFSeq2SeqForQuestionAnswering(HFSeq2SeqPreTrainedModel):
+    """Extractive question answering, as BART does it: the encoder reads question and context, the decoder reads them
+    again (shifted right behind `<s>`), and one linear layer scores every position as the answer's start and as its
+    end. Every context token gets a gradient, where a generated answer supervises a handful of tokens. The loss is
+    the mean of the start and end cross-entropies; positions outside the input are ignored (`run_qa.py` labels a
+    window without the answer with the position of its first token)."""
+
+    def __init__(self, config: HFSeq2SeqConfig):
+        config.num_labels = 2
+        super().__init__(config)
+        self.model = HFSeq2SeqModel(config)
+        self.qa_outputs = nn.Linear(config.d_model, 2)
+        self.post_init()
+
+    @can_return_tuple
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        decoder_input_ids: torch.LongTensor | None = None,
+        decoder_attention_mask: torch.Tensor | None = None,
+        encoder_outputs: tuple[torch.Tensor] | BaseModelOutput | None = None,
+        start_positions: torch.LongTensor | None = None,
+        end_positions: torch.LongTensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        decoder_inputs_embeds: torch.Tensor | None = None,
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> Seq2SeqQuestionAnsweringModelOutput:
+        r"""
+        start_positions, end_positions (`torch.LongTensor` of shape `(batch_size,)`, *optional*):
+            The answer's first and last token in the input, for the loss.
+        """
+        if decoder_input_ids is None and decoder_inputs_embeds is None:
+            if input_ids is None:
+                raise ValueError("Pass `input_ids` (the decoder reads them shifted right) or `decoder_inputs_embeds`.")
+            decoder_input_ids = shift_tokens_right(input_ids, self.config.pad_token_id, self.config.decoder_start_token_id)
+            decoder_attention_mask = attention_mask  # the same real positions, shifted by one behind <s>
+        outputs = self.model(
+            input_ids,
+            attention_mask=attention_mask,
+            decoder_input_ids=decoder_input_ids,
+            decoder_attention_mask=decoder_attention_mask,
+            encoder_outputs=encoder_outputs,
+            inputs_embeds=inputs_embeds,
+            decoder_inputs_embeds=decoder_inputs_embeds,
+            use_cache=False,
+            **kwargs,
+        )
+        start_logits, end_logits = self.qa_outputs(outputs.last_hidden_state).unbind(dim=-1)
+
+        loss = None
+        if start_positions is not None and end_positions is not None:
+            # A position past the input (an answer cut off by truncation) is ignored, as in BART.
+            ignored = start_logits.shape[1]
+            start_positions = start_positions.view(-1).clamp(0, ignored).to(start_logits.device)
+            end_positions = end_positions.view(-1).clamp(0, ignored).to(end_logits.device)
+            loss = (F.cross_entropy(start_logits, start_positions, ignore_index=ignored)
+                    + F.cross_entropy(end_logits, end_positions, ignore_index=ignored)) / 2
+
+        return Seq2SeqQuestionAnsweringModelOutput(
+            loss=loss,
+            start_logits=start_logits.contiguous(),
+            end_logits=end_logits.contiguous(),
+            decoder_hidden_states=outputs.decoder_hidden_states,
+            decoder_attentions=outputs.decoder_attentions,
+            cross_attentions=outputs.cross_attentions,
+            encoder_last_hidden_state=outputs.encoder_last_hidden_state,
+            encoder_hidden_states=outputs.encoder_hidden_states,
+            encoder_attentions=outputs.encoder_attentions,
+        )
+
+
 # On disk W^Q, W^K and W^V stay separate (q_proj, k_proj, v_proj: the layout of Marian and BART checkpoints and of
 # this package's first releases): from_pretrained stacks them on load and save_pretrained splits them again.
 register_checkpoint_conversion_mapping(
@@ -894,4 +967,5 @@ __all__ = [
     "HFSeq2SeqModel",
     "HFSeq2SeqForConditionalGeneration",
     "HFSeq2SeqForSequenceClassification",
+    "HFSeq2SeqForQuestionAnswering",
 ]

@@ -137,6 +137,25 @@ def test_classifier_exports_its_logits(tmp_path):
         close(logits, expected, f"classifier logits, lengths {lengths}")
 
 
+def test_extractive_reader_exports_its_start_and_end_scores(tmp_path):
+    from hf_seq2seq import HFSeq2SeqForQuestionAnswering
+    from conftest import tiny_config
+
+    torch.manual_seed(3)
+    model = HFSeq2SeqForQuestionAnswering(tiny_config(init_std=0.3)).eval()
+    model.save_pretrained(tmp_path / "model")
+    export_onnx(str(tmp_path / "model"), str(tmp_path / "onnx"))
+    session = onnxruntime.InferenceSession(str(tmp_path / "onnx" / "model.onnx"))
+    assert [o.name for o in session.get_outputs()] == ["start_logits", "end_logits"]
+    for lengths in ([6], [9, 4, 6]):
+        input_ids, attention_mask = padded_batch(lengths, seed=2)
+        with torch.no_grad():
+            expected = model(input_ids=input_ids, attention_mask=attention_mask)
+        start, end = session.run(None, as_numpy({"input_ids": input_ids, "attention_mask": attention_mask}))
+        close(start, expected.start_logits, f"start scores, lengths {lengths}", attention_mask)
+        close(end, expected.end_logits, f"end scores, lengths {lengths}", attention_mask)
+
+
 def test_bad_folders_are_one_line_errors(tmp_path):
     """A folder without weights or config, or of an architecture the export does not know: one line naming it, from
     the function (ExportError) and from the command (`error: ...`, exit status 1)."""

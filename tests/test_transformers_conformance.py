@@ -58,7 +58,12 @@ from tests import test_modeling_common  # noqa: E402
 from tests.test_modeling_common import ModelTesterMixin, ids_tensor  # noqa: E402
 from transformers.models.auto import modeling_auto  # noqa: E402
 
-from hf_seq2seq import HFSeq2SeqConfig, HFSeq2SeqForConditionalGeneration, HFSeq2SeqModel  # noqa: E402
+from hf_seq2seq import (  # noqa: E402
+    HFSeq2SeqConfig,
+    HFSeq2SeqForConditionalGeneration,
+    HFSeq2SeqForQuestionAnswering,
+    HFSeq2SeqModel,
+)
 from hf_seq2seq.modeling_hf_seq2seq import HFSeq2SeqDecoder, HFSeq2SeqEncoder  # noqa: E402
 
 
@@ -121,7 +126,7 @@ class HFSeq2SeqModelTester:
 
 
 class HFSeq2SeqModelTest(ModelTesterMixin, GenerationTesterMixin, unittest.TestCase):
-    all_model_classes = (HFSeq2SeqModel, HFSeq2SeqForConditionalGeneration)
+    all_model_classes = (HFSeq2SeqModel, HFSeq2SeqForConditionalGeneration, HFSeq2SeqForQuestionAnswering)
     all_generative_model_classes = (HFSeq2SeqForConditionalGeneration,)
     is_encoder_decoder = True
 
@@ -135,6 +140,9 @@ class HFSeq2SeqModelTest(ModelTesterMixin, GenerationTesterMixin, unittest.TestC
             mock.patch.dict(
                 modeling_auto.MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES,
                 {"hf_seq2seq": "HFSeq2SeqForConditionalGeneration"},
+            ),
+            mock.patch.dict(
+                modeling_auto.MODEL_FOR_QUESTION_ANSWERING_MAPPING_NAMES, {"hf_seq2seq": "HFSeq2SeqForQuestionAnswering"}
             ),
         ]
         # transformers 5.25 dropped `PreTrainedModel._is_stateful`; the older generation tests still read it (see the
