@@ -11,6 +11,7 @@ trust_remote_code=True)` work without this package.
 `push_folder(folder, repo_id)` uploads a run's output folder (bundle and card, not its checkpoints).
 """
 
+import json
 import logging
 import os
 from pathlib import Path
@@ -50,6 +51,15 @@ def translation_pipeline(model, tokenizer=None, **kwargs) -> TranslationPipeline
 def save_bundle(model, tokenizer, folder: str, task: str = "translation") -> None:
     if task in PIPELINES:
         PIPELINES[task](model=model, tokenizer=tokenizer).save_pretrained(folder)
+        if not model.can_generate():
+            # A span reader: `pipeline(...)` must build it with its own Auto class (the registry names
+            # AutoModelForSeq2SeqLM, which would load the same weights without the span head).
+            config_path = os.path.join(folder, "config.json")
+            with open(config_path) as f:
+                config = json.load(f)
+            config["custom_pipelines"][task]["pt"] = ["AutoModelForQuestionAnswering"]
+            with open(config_path, "w") as f:
+                json.dump(config, f, indent=2, sort_keys=True)
     else:  # served by one of transformers' own pipelines: nothing to add
         model.save_pretrained(folder)
         tokenizer.save_pretrained(folder)
@@ -57,6 +67,12 @@ def save_bundle(model, tokenizer, folder: str, task: str = "translation") -> Non
 
 def push_bundle(model, tokenizer, repo_id: str, task: str = "translation", **kwargs):
     """Upload the bundle (`kwargs` go to `PushToHubMixin.push_to_hub`: `private`, `token`, `commit_message`, ...)."""
+    if task in PIPELINES and not model.can_generate():  # the bundle save_bundle writes, uploaded as it is
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as folder:
+            save_bundle(model, tokenizer, folder, task)
+            return push_folder(folder, repo_id, kwargs.get("private"))
     if task in PIPELINES:
         return PIPELINES[task](model=model, tokenizer=tokenizer).push_to_hub(repo_id, **kwargs)
     tokenizer.push_to_hub(repo_id, **kwargs)
@@ -92,7 +108,7 @@ def push_folder(folder: str, repo_id: str | None, private: bool | None = None) -
     api.upload_folder(
         repo_id=repo_id, folder_path=folder, commit_message="Upload hf_seq2seq model",
         ignore_patterns=["checkpoint-*", "checkpoint-*/**", "tokenizer/**", "training_args.bin", "runs/**",
-                         "ctranslate2/**"],
+                         "ctranslate2/**", "onnxruntime/**"],
     )
     logger.info("Pushed %s to https://huggingface.co/%s", folder, repo_id)
     return repo_id

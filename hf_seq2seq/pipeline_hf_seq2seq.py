@@ -21,6 +21,65 @@ def question_answering_input(question: str, context: str) -> str:
     return QUESTION_ANSWERING_INPUT.format(question=question.strip(), context=context.strip())
 
 
+def question_answering_windows(tokenizer, questions: list[str], contexts: list[str], max_seq_length: int = 384,
+                               doc_stride: int = 128):
+    """transformers' run_qa.py features: each question with its context, the context cut into windows of at most
+    `max_seq_length` tokens (question included) that overlap by `doc_stride` tokens, so that an answer near a cut is
+    whole in some window. Returns the tokenizer's BatchEncoding with `example_index` (the question each window
+    belongs to) and `offset_mapping` holding each context token's (start, end) characters in its context, and None
+    for the question and special tokens, where an answer cannot be."""
+    encoded = tokenizer([question.lstrip() for question in questions], contexts, truncation="only_second",
+                        max_length=max_seq_length, stride=doc_stride, return_overflowing_tokens=True,
+                        return_offsets_mapping=True)
+    encoded["example_index"] = encoded.pop("overflow_to_sample_mapping")
+    encoded["offset_mapping"] = [
+        [tuple(offset) if sequence == 1 else None for offset, sequence in zip(offsets, encoded.sequence_ids(i))]
+        for i, offsets in enumerate(encoded["offset_mapping"])
+    ]
+    return encoded
+
+
+def best_answers(example_index: list[int], offset_mapping: list[list], start_logits, end_logits, contexts: list[str],
+                 n_best_size: int = 20, max_answer_length: int = 30) -> list[dict]:
+    """run_qa.py's post-processing: for each question, over all its windows, among the `n_best_size` best starts and
+    ends of each window, the span inside the context (start <= end, at most `max_answer_length` tokens) with the
+    highest start + end score. Returns `{"answer", "score", "start", "end"}` per question, as transformers'
+    question-answering pipeline did: characters [start, end) of its context, and the span's probability in its window
+    (softmax over the window's context tokens, start times end)."""
+    best = [None] * len(contexts)
+    for window, (example, offsets) in enumerate(zip(example_index, offset_mapping)):
+        context_tokens = torch.tensor([i for i, offset in enumerate(offsets) if offset is not None], dtype=torch.long)
+        if len(context_tokens) == 0:
+            continue
+        # Scores of the window's real positions (a padded batch pads them), and log-probabilities over its context.
+        starts = torch.as_tensor(start_logits[window][: len(offsets)], dtype=torch.float32)
+        ends = torch.as_tensor(end_logits[window][: len(offsets)], dtype=torch.float32)
+        start_logp = starts[context_tokens] - torch.logsumexp(starts[context_tokens], 0)
+        end_logp = ends[context_tokens] - torch.logsumexp(ends[context_tokens], 0)
+        top = min(n_best_size, len(context_tokens))
+        for s in start_logp.topk(top).indices.tolist():
+            for e in end_logp.topk(top).indices.tolist():
+                if e < s or e - s + 1 > max_answer_length:
+                    continue
+                score = float(starts[context_tokens[s]] + ends[context_tokens[e]])
+                if best[example] is not None and score <= best[example][0]:
+                    continue
+                start, end = offsets[context_tokens[s]][0], offsets[context_tokens[e]][1]
+                context = contexts[example]
+                while start < end and context[start].isspace():  # byte-level BPE tokens carry the space before a word
+                    start += 1
+                if start < end:  # (a span of whitespace alone is no answer)
+                    best[example] = (score, start, end, float((start_logp[s] + end_logp[e]).exp()))
+    answers = []
+    for context, found in zip(contexts, best):
+        if found is None:  # no context token in any window
+            answers.append({"answer": "", "score": 0.0, "start": 0, "end": 0})
+            continue
+        _, start, end, probability = found
+        answers.append({"answer": context[start:end], "score": probability, "start": start, "end": end})
+    return answers
+
+
 class Seq2SeqPipeline(Pipeline):
     """Text in, `generate()`, text out. Subclasses say which task they serve (`task`, the key of the model config's
     `task_specific_params` holding the training-time `prefix` and `max_source_length`), what the output is called
@@ -166,12 +225,61 @@ class SummarizationPipeline(Seq2SeqPipeline):
 
 class QuestionAnsweringPipeline(Seq2SeqPipeline):
     """`pipeline("question-answering", ...)(question=..., context=...)` -> `{"answer": ...}`: the call and output key
-    of transformers 4's (extractive) question-answering pipeline, so code written for it keeps working. The answer
-    is generated, not a span, so there is no `start`/`end`/`score`. Also takes `{"question": ..., "context": ...}`
-    dicts, and lists of questions and contexts (one dict per question)."""
+    of transformers 4's question-answering pipeline, so code written for it keeps working. Also takes
+    `{"question": ..., "context": ...}` dicts, and lists of questions and contexts (one dict per question).
+
+    A generative reader (HFSeq2SeqForConditionalGeneration) generates the answer. A span reader
+    (HFSeq2SeqForQuestionAnswering) points at it in the context, as transformers' extractive pipeline did, and returns
+    `{"answer", "score", "start", "end"}` (characters of the context); long contexts are read in windows
+    (`max_seq_length`, `doc_stride`), and `n_best_size`, `max_answer_length` bound the search (`best_answers`)."""
 
     task = "question-answering"
     output_key = "answer"
+
+    @property
+    def reads_spans(self) -> bool:
+        return not self.model.can_generate()
+
+    def _sanitize_parameters(self, max_seq_length=None, doc_stride=None, n_best_size=None, max_answer_length=None,
+                             **kwargs):
+        preprocess_params, forward_params, postprocess_params = super()._sanitize_parameters(**kwargs)
+        for params, name, value in ((preprocess_params, "max_seq_length", max_seq_length),
+                                    (preprocess_params, "doc_stride", doc_stride),
+                                    (postprocess_params, "n_best_size", n_best_size),
+                                    (postprocess_params, "max_answer_length", max_answer_length)):
+            if value is not None:
+                params[name] = value
+        return preprocess_params, forward_params, postprocess_params
+
+    def preprocess(self, inputs, truncation="warn", max_seq_length=None, doc_stride=None):
+        if not self.reads_spans:
+            return super().preprocess(inputs, truncation)
+        self.source_text(inputs)  # the same checks of the input
+        defaults = self.task_params
+        windows = question_answering_windows(
+            self.tokenizer, [inputs["question"] or ""], [inputs["context"]],
+            max_seq_length or defaults.get("max_seq_length", 384), doc_stride or defaults.get("doc_stride", 128))
+        padded = self.tokenizer.pad({"input_ids": windows["input_ids"], "attention_mask": windows["attention_mask"]},
+                                    return_tensors="pt")
+        return {**padded, "offset_mapping": windows["offset_mapping"], "context": inputs["context"],
+                "is_empty": not (inputs["question"] or "").strip()}
+
+    def _forward(self, model_inputs, **generate_kwargs):
+        if not self.reads_spans:
+            return super()._forward(model_inputs, **generate_kwargs)
+        outputs = self.model(input_ids=model_inputs["input_ids"], attention_mask=model_inputs["attention_mask"])
+        return {"start_logits": outputs.start_logits, "end_logits": outputs.end_logits,
+                **{key: model_inputs[key] for key in ("offset_mapping", "context", "is_empty")}}
+
+    def postprocess(self, model_outputs, clean_up_tokenization_spaces=False, n_best_size=None, max_answer_length=None):
+        if not self.reads_spans:
+            return super().postprocess(model_outputs, clean_up_tokenization_spaces)
+        if model_outputs["is_empty"]:
+            return [{"answer": "", "score": 0.0, "start": 0, "end": 0}]  # nothing asked: nothing answered
+        offsets = model_outputs["offset_mapping"]
+        return best_answers([0] * len(offsets), offsets, model_outputs["start_logits"], model_outputs["end_logits"],
+                            [model_outputs["context"]], n_best_size or self.task_params.get("n_best_size", 20),
+                            max_answer_length or self.task_params.get("max_answer_length", 30))
 
     def __call__(self, inputs=None, question=None, context=None, **kwargs):
         if inputs is None:

@@ -94,3 +94,123 @@ def test_reader_starts_from_a_translator_with_a_new_span_head(tmp_path):
         assert torch.equal(reader.model.state_dict()[name], weight), name
     # The new head is initialised as transformers initialises a new layer: N(0, init_std), bias zero.
     assert reader.qa_outputs.weight.std().item() < 3 * reader.config.init_std and torch.all(reader.qa_outputs.bias == 0)
+
+
+# --- windows and spans: run_qa.py's pre- and post-processing ------------------------------------------------------
+
+CONTEXT = ("The old mill stood by the river for two hundred years. Farmers brought their grain there every autumn. "
+           "In 1887 a fire destroyed the mill, and the village built a school in its place. The school still "
+           "teaches the children of the valley today.")
+
+
+def reader_tokenizer():
+    from hf_seq2seq.vocabulary import train_tokenizer
+
+    return train_tokenizer([CONTEXT, "When did the fire destroy the mill?", "What stood by the river?"] * 8,
+                           vocab_size=400, min_frequency=1)
+
+
+def test_an_answer_in_the_second_window_is_found_and_mapped_back_to_its_characters():
+    from hf_seq2seq.pipeline_hf_seq2seq import best_answers, question_answering_windows
+
+    tokenizer = reader_tokenizer()
+    question = "When did the fire destroy the mill?"
+    windows = question_answering_windows(tokenizer, [question], [CONTEXT], max_seq_length=32, doc_stride=8)
+    assert len(windows["input_ids"]) >= 3 and set(windows["example_index"]) == {0}
+    assert all(len(ids) <= 32 for ids in windows["input_ids"])
+    # Consecutive windows overlap by doc_stride context tokens.
+    spans = [[o for o in offsets if o is not None] for offsets in windows["offset_mapping"]]
+    assert spans[0][-8:] == spans[1][:8]
+
+    answer_start = CONTEXT.index("1887")
+    first_window = next(w for w, s in enumerate(spans) if s[0][0] <= answer_start and answer_start + 4 <= s[-1][1])
+    assert first_window >= 1, "the test needs the answer outside the first window"
+    # Scores that point at "1887" in that window (and at other tokens, lower, everywhere else).
+    start_logits = torch.zeros(len(spans), max(len(ids) for ids in windows["input_ids"]))
+    end_logits = start_logits.clone()
+    offsets = windows["offset_mapping"][first_window]
+    first = next(i for i, o in enumerate(offsets) if o is not None and o[0] <= answer_start < o[1])
+    last = next(i for i, o in enumerate(offsets) if o is not None and o[0] < answer_start + 4 <= o[1])
+    start_logits[first_window, first] = end_logits[first_window, last] = 8.0
+    start_logits[0, 10] = end_logits[0, 10] = 5.0
+    (found,) = best_answers(windows["example_index"], windows["offset_mapping"], start_logits, end_logits, [CONTEXT])
+    assert found["answer"] == "1887" and (found["start"], found["end"]) == (answer_start, answer_start + 4)
+    assert CONTEXT[found["start"] : found["end"]] == found["answer"] and 0 < found["score"] <= 1
+
+
+def test_an_impossible_span_is_never_returned():
+    """Random scores, highest on the question and special tokens, on ends before starts and on spans too long: what
+    comes back is always a span of the context, start before end, at most max_answer_length tokens."""
+    from hf_seq2seq.pipeline_hf_seq2seq import best_answers, question_answering_windows
+
+    tokenizer = reader_tokenizer()
+    questions = ["When did the fire destroy the mill?", "What stood by the river?"]
+    windows = question_answering_windows(tokenizer, questions, [CONTEXT, CONTEXT[:90]], max_seq_length=40, doc_stride=10)
+    width = max(len(ids) for ids in windows["input_ids"])
+    generator = torch.Generator().manual_seed(0)
+    for trial in range(50):
+        start_logits = torch.randn(len(windows["input_ids"]), width, generator=generator)
+        end_logits = torch.randn(len(windows["input_ids"]), width, generator=generator)
+        for w, offsets in enumerate(windows["offset_mapping"]):
+            outside = [i for i, o in enumerate(offsets) if o is None]
+            start_logits[w, outside] += 20  # question tokens and </s>: never an answer
+            end_logits[w, outside] += 20
+            context = [i for i, o in enumerate(offsets) if o is not None]
+            end_logits[w, context[0]] += 10  # an end before every start
+            start_logits[w, context[-1]] += 10  # a start after every end
+        answers = best_answers(windows["example_index"], windows["offset_mapping"], start_logits, end_logits,
+                               [CONTEXT, CONTEXT[:90]], n_best_size=5, max_answer_length=4)
+        for example, (answer, context) in enumerate(zip(answers, [CONTEXT, CONTEXT[:90]])):
+            assert 0 <= answer["start"] < answer["end"] <= len(context), (trial, answer)
+            assert context[answer["start"] : answer["end"]] == answer["answer"]
+            # Some window of the question covers the span with at most 4 of its context tokens.
+            covering = [[o for o in offsets if o is not None and o[0] < answer["end"] and o[1] > answer["start"]]
+                        for offsets, e in zip(windows["offset_mapping"], windows["example_index"]) if e == example]
+            assert any(span and span[0][0] <= answer["start"] and span[-1][1] >= answer["end"] and len(span) <= 4
+                       for span in covering), (trial, answer)
+
+
+def test_pipeline_answers_with_spans_and_works_without_the_package(tmp_path):
+    """The question-answering pipeline with a span reader returns transformers' extractive output: the answer is the
+    context's characters [start, end), the best span of the reader's own scores; a process without this package gets
+    the same from the saved folder."""
+    from hf_seq2seq import HFSeq2SeqConfig, HFSeq2SeqForQuestionAnswering
+    from hf_seq2seq.hub import save_bundle
+    from hf_seq2seq.pipeline_hf_seq2seq import QuestionAnsweringPipeline, best_answers, question_answering_windows
+
+    tokenizer = reader_tokenizer()
+    torch.manual_seed(1)
+    model = HFSeq2SeqForQuestionAnswering(HFSeq2SeqConfig.from_preset("tiny", vocab_size=len(tokenizer), dropout=0.0,
+                                                                      init_std=0.3)).eval()
+    reader = QuestionAnsweringPipeline(model=model, tokenizer=tokenizer)
+    question = "When did the fire destroy the mill?"
+    answer = reader(question=question, context=CONTEXT, max_seq_length=32, doc_stride=8)
+    assert set(answer) == {"answer", "score", "start", "end"} and answer["answer"]
+    assert CONTEXT[answer["start"] : answer["end"]] == answer["answer"]
+    windows = question_answering_windows(tokenizer, [question], [CONTEXT], 32, 8)
+    batch = tokenizer.pad({"input_ids": windows["input_ids"], "attention_mask": windows["attention_mask"]},
+                          return_tensors="pt")
+    with torch.no_grad():
+        scores = model(**batch)
+    (expected,) = best_answers(windows["example_index"], windows["offset_mapping"], scores.start_logits,
+                               scores.end_logits, [CONTEXT])
+    assert answer == expected
+    assert reader(question="", context=CONTEXT) == {"answer": "", "score": 0.0, "start": 0, "end": 0}
+
+    save_bundle(model, tokenizer, str(tmp_path / "reader"), "question-answering")
+    script = textwrap.dedent("""
+        import json, sys
+        sys.modules["hf_seq2seq"] = None
+        from transformers import pipeline
+        reader = pipeline("question-answering", model=sys.argv[1], trust_remote_code=True)
+        print(json.dumps({"class": type(reader.model).__name__,
+                          "answer": reader(question=sys.argv[2], context=sys.argv[3], max_seq_length=32, doc_stride=8)}))
+    """)
+    env = {**os.environ, "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1", "PYTHONPATH": ""}
+    result = subprocess.run([sys.executable, "-c", script, str(tmp_path / "reader"), question, CONTEXT], cwd=tmp_path,
+                            env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    remote = json.loads(result.stdout.strip().splitlines()[-1])
+    assert remote["class"] == "HFSeq2SeqForQuestionAnswering"
+    assert remote["answer"]["answer"] == answer["answer"] and (remote["answer"]["start"], remote["answer"]["end"]) == (
+        answer["start"], answer["end"])
