@@ -14,11 +14,15 @@ from transformers import PreTrainedTokenizerFast
 # The fairseq/BART layout, which HFSeq2SeqConfig's token ids follow.
 BOS, PAD, EOS, UNK = "<s>", "<pad>", "</s>", "<unk>"
 SPECIAL_TOKENS = [BOS, PAD, EOS, UNK]
+MASK = "<mask>"  # BART's, for denoising pretraining: one <mask> stands for a span of text taken out (id 4)
 
 
-def train_tokenizer(texts: Iterable[str], vocab_size: int = 8000, min_frequency: int = 2) -> PreTrainedTokenizerFast:
+def train_tokenizer(texts: Iterable[str], vocab_size: int = 8000, min_frequency: int = 2,
+                    mask_token: bool = False) -> PreTrainedTokenizerFast:
     """Train a byte-level BPE vocabulary on an iterator of texts (source and target sentences for a joint
-    vocabulary). The iterator is consumed once, in batches: the corpus never has to fit in memory."""
+    vocabulary). The iterator is consumed once, in batches: the corpus never has to fit in memory. `mask_token`
+    adds BART's `<mask>` as a special token after the four others (a vocabulary for denoising pretraining)."""
+    special_tokens = SPECIAL_TOKENS + [MASK] if mask_token else SPECIAL_TOKENS
     tokenizer = Tokenizer(models.BPE(unk_token=UNK))
     tokenizer.normalizer = normalizers.NFC()
     # add_prefix_space: a word is the same token at the start of a sentence as inside it. Digits stay single
@@ -35,21 +39,22 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int = 8000, min_frequency:
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
         min_frequency=min_frequency,
-        special_tokens=SPECIAL_TOKENS,
+        special_tokens=special_tokens,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
     tokenizer.train_from_iterator(_batched(texts), trainer=trainer)
-    return wrap_tokenizer(tokenizer)
+    return wrap_tokenizer(tokenizer, mask_token)
 
 
-def wrap_tokenizer(tokenizer: Tokenizer) -> PreTrainedTokenizerFast:
+def wrap_tokenizer(tokenizer: Tokenizer, mask_token: bool = False) -> PreTrainedTokenizerFast:
     return PreTrainedTokenizerFast(
         tokenizer_object=tokenizer,
         bos_token=BOS,
         pad_token=PAD,
         eos_token=EOS,
         unk_token=UNK,
+        **({"mask_token": MASK} if mask_token else {}),
         # transformers' "clean up" would turn French "Bonjour !" into "Bonjour!": decoding must be exact.
         clean_up_tokenization_spaces=False,
         model_input_names=["input_ids", "attention_mask"],
