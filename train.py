@@ -134,13 +134,12 @@ def main(argv=None, trainer_class=TokenBudgetSeq2SeqTrainer):
             eos_token_id=tokenizer.eos_token_id,
             pad_token_id=tokenizer.pad_token_id,
         )
-        # What the pipeline must do to an input as training did (transformers' place for per-task settings).
-        model.config.task_specific_params = {
-            task.name: {"prefix": data_args.source_prefix or "", "max_source_length": data_args.max_source_length}
-        }
         # The model computes the label-smoothed loss itself, on the labelled positions only. Trainer's own smoother
         # would take the labels away from the model and need logits for every position, padding included.
         model.config.label_smoothing, training_args.label_smoothing_factor = training_args.label_smoothing_factor, 0.0
+    pipeline_params = task.pipeline_params(data_args)
+    if pipeline_params is not None:  # what the pipeline must do to an input as training did
+        model.config.task_specific_params = {task.pipeline_tag: pipeline_params}
     task.configure_training(training_args)
     logger.info("Model: %s, %.1fM parameters.", model_args.model_name_or_path or f"{model_args.preset} preset",
                 model.num_parameters() / 1e6)
@@ -172,7 +171,7 @@ def main(argv=None, trainer_class=TokenBudgetSeq2SeqTrainer):
         load_average_of_last_checkpoints(trainer, task, training_args)
     if trainer.is_world_process_zero():
         # Weights, config (auto_map, custom_pipelines), code files, tokenizer, generation config: the Hub bundle.
-        save_bundle(trainer.model, tokenizer, training_args.output_dir, task.name)
+        save_bundle(trainer.model, tokenizer, training_args.output_dir, task.pipeline_tag)
     metrics = dict(train_result.metrics, global_step=train_result.global_step)
     if not data_args.streaming:  # a stream's length is unknown
         metrics["train_samples"] = len(tokenized["train"])

@@ -12,7 +12,8 @@
 #         --config_overrides encoder_layers=4,decoder_layers=2,dropout=0.0  # the fastest translator at Marian's BLEU
 #                                                              # or above: 1.89x its generate() speed (bench/README.md)
 #     bash bench/quality.sh dialogsum                          # summarisation
-#     bash bench/quality.sh squad                              # question answering
+#     bash bench/quality.sh squad                              # question answering (generated answers)
+#     [MINUTES=n] bash bench/quality.sh squad-span             # question answering (a span reader)
 #     [MINUTES=n] bash bench/quality.sh sst2 [random|word2vec|translator]  # sentiment (30 min); word2vec: vectors by
 #                                                              # `bash bench/quality.sh vectors`; translator: starts
 #                                                              # from outputs/tatoeba-small (or $TRANSLATOR)
@@ -52,6 +53,14 @@ case "$run" in
           --test_file $data/squad-v1.1/dev.json --max_eval_samples 500 --max_source_length 384 --max_target_length 32
           --vocab_size 8000 --max_train_minutes 60 --max_tokens_per_batch 6000 --learning_rate 1e-3
           --warmup_steps 300 --eval_steps 400 --save_steps 400 --dataset_label squad-v1.1) ;;
+  squad-span)
+    # The span reader (BART's head), from scratch; windows of 256 tokens (most contexts fit one) sharing 96.
+    name=${NAME:-squad-span-small}
+    args=(--task extractive-question-answering --train_file $data/squad-v1.1/train.json
+          --validation_file $data/squad-v1.1/dev.json --test_file $data/squad-v1.1/dev.json --max_eval_samples 500
+          --max_seq_length 256 --doc_stride 96 --vocab_size 8000 --max_train_minutes "${MINUTES:-60}"
+          --per_device_train_batch_size 32 --per_device_eval_batch_size 64 --learning_rate 1e-3 --warmup_steps 300
+          --label_smoothing_factor 0 --eval_steps 400 --save_steps 400 --save_total_limit 1 --dataset_label squad-v1.1) ;;
   vectors)
     # Word2Vec on the English text of ../shared/data (SST-2 train sentences included, SST-2 dev not), in the
     # vocabulary of a tokenizer trained on SST-2 train, so that the vectors cover the model's own tokens.
@@ -96,7 +105,7 @@ EOF
       translator) args+=(--model_name_or_path "${TRANSLATOR:-outputs/tatoeba-small}") ;;
       *) echo "usage: bash bench/quality.sh sst2 random|word2vec|translator" >&2; exit 2 ;;
     esac ;;
-  *) echo "usage: bash bench/quality.sh tatoeba|multi30k|dialogsum|squad|vectors|sst2 [variant]" >&2; exit 2 ;;
+  *) echo "usage: bash bench/quality.sh tatoeba|multi30k|dialogsum|squad|squad-span|vectors|sst2 [variant]" >&2; exit 2 ;;
 esac
 out=outputs/$name
 mkdir -p outputs

@@ -319,6 +319,14 @@ def main(argv=None):
         sources = sources_for(task, model, args.text)
         for line in generate_texts(model, tokenizer, sources, *generation):
             print(line)
+    elif args.command == "answer" and not model.can_generate():  # a span reader points at its answers
+        from .inference import answer_spans
+
+        if not args.context.strip():
+            raise SystemExit("error: the context is empty: the answer has to come from it.")
+
+        for answer in answer_spans(model, tokenizer, args.question, [args.context] * len(args.question), args.batch_size):
+            print(answer["answer"])
     elif args.command == "answer":
         try:
             sources = sources_for("question-answering", model, [{"question": q, "context": args.context} for q in args.question])

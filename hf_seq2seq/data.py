@@ -60,7 +60,8 @@ BUILTIN_CORPORA = {
 class DataArguments:
     task: str = field(
         default="translation",
-        metadata={"help": "What to train: translation, summarization, question-answering or text-classification."},
+        metadata={"help": "What to train: translation, summarization, question-answering (generated answers), "
+                          "extractive-question-answering (spans) or text-classification."},
     )
     dataset_name: str | None = field(
         default=None,
@@ -101,6 +102,19 @@ class DataArguments:
     )
     max_target_length: int | None = field(
         default=None, metadata={"help": "Longest target in tokens (default per task: 128; 32 for answers)."}
+    )
+    # Extractive question answering (--task extractive-question-answering), as transformers' run_qa.py names them.
+    max_seq_length: int | None = field(
+        default=None, metadata={"help": "Span reader: longest window of question + context in tokens (default 384)."}
+    )
+    doc_stride: int | None = field(
+        default=None, metadata={"help": "Span reader: tokens two windows of a long context share (default 128)."}
+    )
+    n_best_size: int | None = field(
+        default=None, metadata={"help": "Span reader: best starts and ends of each window searched (default 20)."}
+    )
+    max_answer_length: int | None = field(
+        default=None, metadata={"help": "Span reader: longest answer in tokens (default 30)."}
     )
     max_train_samples: int | None = field(default=None, metadata={"help": "Use only the first N training pairs."})
     max_eval_samples: int | None = field(default=None, metadata={"help": "Use only the first N validation pairs."})

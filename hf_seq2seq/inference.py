@@ -1,7 +1,9 @@
 """Batched inference on lists of texts, shared by the command line (hf_seq2seq.cli), the tasks' evaluation
-(Task.predict) and the benchmarks: text-to-text generation, and labels from a classifier."""
+(Task.predict) and the benchmarks: text-to-text generation, labels from a classifier, and answers from a span reader."""
 
 import torch
+
+from .pipeline_hf_seq2seq import best_answers, question_answering_windows
 
 
 @torch.inference_mode()
@@ -36,3 +38,25 @@ def classify(model, tokenizer, texts: list[str], batch_size: int = 32) -> list[s
                           max_length=model.config.max_position_embeddings)
         labels += [model.config.id2label[i] for i in model(**batch).logits.argmax(-1).tolist()]
     return labels
+
+
+# What a span reader uses when its config does not say (task_specific_params["question-answering"]), run_qa.py's.
+SPAN_DEFAULTS = {"max_seq_length": 384, "doc_stride": 128, "n_best_size": 20, "max_answer_length": 30}
+
+
+@torch.inference_mode()
+def answer_spans(model, tokenizer, questions: list[str], contexts: list[str], batch_size: int = 32, **settings) -> list[dict]:
+    """A span reader's `{"answer", "score", "start", "end"}` for each question over its context, read in windows as
+    the pipeline reads them; `settings` override the model's own (`SPAN_DEFAULTS`)."""
+    params = (getattr(model.config, "task_specific_params", None) or {}).get("question-answering", {})
+    params = {name: settings.get(name) or params.get(name) or default for name, default in SPAN_DEFAULTS.items()}
+    windows = question_answering_windows(tokenizer, questions, contexts, params["max_seq_length"], params["doc_stride"])
+    start_logits, end_logits = [], []
+    for start in range(0, len(windows["input_ids"]), batch_size):
+        batch = tokenizer.pad({"input_ids": windows["input_ids"][start : start + batch_size],
+                               "attention_mask": windows["attention_mask"][start : start + batch_size]}, return_tensors="pt")
+        outputs = model(**batch.to(model.device))
+        start_logits += list(outputs.start_logits.float().cpu())
+        end_logits += list(outputs.end_logits.float().cpu())
+    return best_answers(windows["example_index"], windows["offset_mapping"], start_logits, end_logits, contexts,
+                        params["n_best_size"], params["max_answer_length"])

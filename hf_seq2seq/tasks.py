@@ -18,6 +18,7 @@ import numpy as np
 import pyarrow.compute as pc
 from datasets import ClassLabel, Dataset, DatasetDict, Value
 from transformers import (
+    AutoModelForQuestionAnswering,
     AutoModelForSeq2SeqLM,
     AutoModelForSequenceClassification,
     DataCollatorForSeq2Seq,
@@ -42,13 +43,19 @@ from .data import (
     require_columns,
     streams,
 )
-from .inference import classify, generate_texts
-from .modeling_hf_seq2seq import HFSeq2SeqForConditionalGeneration, HFSeq2SeqForSequenceClassification
+from .inference import SPAN_DEFAULTS, answer_spans, classify, generate_texts
+from .modeling_hf_seq2seq import (
+    HFSeq2SeqForConditionalGeneration,
+    HFSeq2SeqForQuestionAnswering,
+    HFSeq2SeqForSequenceClassification,
+)
 from .pipeline_hf_seq2seq import (
     QuestionAnsweringPipeline,
     SummarizationPipeline,
     TranslationPipeline,
+    best_answers,
     question_answering_input,
+    question_answering_windows,
 )
 
 logger = logging.getLogger(__name__)
@@ -153,6 +160,11 @@ class Task:
 
     def generation_config(self, model, tokenizer, training_args, args: DataArguments) -> dict | None:
         """`generate()` defaults for generation_config.json; None for a task that does not generate."""
+        return None
+
+    def pipeline_params(self, args: DataArguments) -> dict | None:
+        """What the pipeline must do to an input as training did, saved in the config's `task_specific_params` under
+        the pipeline's task (transformers' place for per-task settings); None: nothing."""
         return None
 
     # --- evaluating a trained model (`hf-seq2seq evaluate`) -----------------------------------------------------
@@ -275,6 +287,9 @@ class TextToTextTask(Task):
 
     def collator(self, tokenizer, model):
         return DataCollatorForSeq2Seq(tokenizer, model=model, label_pad_token_id=-100)
+
+    def pipeline_params(self, args):
+        return {"prefix": args.source_prefix or "", "max_source_length": args.max_source_length}
 
     def generation_config(self, model, tokenizer, training_args, args):
         settings = dict(self.generation_defaults)
@@ -511,6 +526,161 @@ class QuestionAnsweringTask(TextToTextTask):
                 "# {'answer': ...}")
 
 
+class ExtractiveQuestionAnsweringTask(Task):
+    """Extractive question answering, as transformers' run_qa.py trains it: each question with its context, cut into
+    overlapping windows (--max_seq_length, --doc_stride), labelled with the answer's first and last token in the
+    window that holds it whole (a window without it points at its first token); a span reader
+    (HFSeq2SeqForQuestionAnswering) learns to score them. Evaluation reads every window of a question and keeps the
+    best span (--n_best_size, --max_answer_length; `best_answers`), scored with SQuAD's exact match and F1."""
+
+    name = "extractive-question-answering"
+    pipeline_tag = "question-answering"
+    auto_class = AutoModelForQuestionAnswering
+    model_class = HFSeq2SeqForQuestionAnswering
+    pipeline_class = QuestionAnsweringPipeline
+    metric_loader = staticmethod(metrics.load_squad)
+    main_metric = "f1"
+    card_metrics = (("exact_match", "Exact match"), ("f1", "F1"))
+    sample_headers = ("question", "answer", "reference answers")
+    data_defaults = {"max_source_length": 384, "max_target_length": 32, **SPAN_DEFAULTS}
+
+    def examples(self, raw, args, where):
+        found = column_names(raw)
+        columns = {"question": args.question_column or "question", "context": args.context_column or "context",
+                   "answer": args.answer_column or ("answers" if "answers" in found else "answer")}
+        require_columns(raw, columns, where)
+
+        def example(row):
+            answers, context = row[columns["answer"]], row[columns["context"]] or ""
+            if isinstance(answers, dict):  # the Hub's layout: {"text": [...], "answer_start": [...]}
+                texts, starts = answers.get("text") or [], answers.get("answer_start") or []
+            else:  # answer texts alone: found in the context
+                texts, starts = ([answers] if isinstance(answers, str) else answers or []), []
+            texts = [text for text in texts if text and text.strip()]
+            starts = [start if 0 <= start and context[start : start + len(text)] == text else context.find(text)
+                      for text, start in zip(texts, list(starts) + [-1] * len(texts))]
+            return {"question": (row[columns["question"]] or "").strip(), "context": context, "references": texts,
+                    "answer_start": starts}
+
+        return raw.map(example, remove_columns=found, **map_options(raw, f"Reading {where}"))
+
+    def check(self, split, args, name):
+        if is_stream(split):
+            raise DataError("--task extractive-question-answering reads its data into memory: --streaming is for the "
+                            "text-to-text tasks.")
+        empty = [not context.strip() for context in split["context"]]
+        if any(empty):
+            raise DataError(f"{name}: question {empty.index(True) + 1} has an empty context. Every question needs the "
+                            "text its answer comes from: fix or remove these records.")
+        located = [bool(references) and starts[0] >= 0 for references, starts in zip(split["references"], split["answer_start"])]
+        if name == "train" and not any(located):
+            raise DataError("train: no answer is found in its context. A span reader learns from answers that are "
+                            "spans of their context: give each question its answer text (and answer_start).")
+        if not all(located):
+            what = "without an answer found in its context" if name == "train" else "without a reference answer"
+            keep = located if name == "train" else [bool(r) for r in split["references"]]
+            logger.warning("%s: left out %d question(s) %s.", name, len(keep) - sum(keep), what)
+            split = split.select([i for i, kept in enumerate(keep) if kept])
+        return split
+
+    def corpus(self, split, max_examples=None):
+        seen = set()  # a context comes with several questions: count it once
+        for batch in self.corpus_batches(split, max_examples):
+            for question, context in zip(batch["question"], batch["context"]):
+                yield question
+                if context not in seen:
+                    seen.add(context)
+                    yield context
+
+    def pipeline_params(self, args):
+        return {name: getattr(args, name) for name in SPAN_DEFAULTS}
+
+    def tokenize(self, splits, tokenizer, args):
+        self.span_params = self.pipeline_params(args)  # evaluation searches spans as the pipeline will
+
+        def encode(batch):
+            windows = question_answering_windows(tokenizer, batch["question"], batch["context"], args.max_seq_length,
+                                                 args.doc_stride)
+            starts, ends = [], []
+            for offsets, example in zip(windows["offset_mapping"], windows["example_index"]):
+                first_char = batch["answer_start"][example][0] if batch["references"][example] else -1
+                last_char = first_char + len(batch["references"][example][0]) if first_char >= 0 else -1
+                context = [(i, offset) for i, offset in enumerate(offsets) if offset is not None]
+                if first_char < 0 or not (context[0][1][0] <= first_char and last_char <= context[-1][1][1]):
+                    starts.append(0)  # the answer is not whole in this window
+                    ends.append(0)
+                    continue
+                starts.append(max(i for i, offset in context if offset[0] <= first_char))
+                ends.append(min(i for i, offset in context if offset[1] >= last_char))
+            return {"input_ids": windows["input_ids"], "attention_mask": windows["attention_mask"],
+                    "start_positions": starts, "end_positions": ends, "example_index": windows["example_index"],
+                    "offset_mapping": windows["offset_mapping"]}
+
+        tokenized = DatasetDict()
+        for name, split in splits.items():
+            # example_index counts within a batch of the map: batch_size=None gives the split as one batch, so that
+            # it indexes the split (cheap: the windows are Arrow columns).
+            tokenized[name] = split.map(encode, batched=True, batch_size=None, remove_columns=split.column_names,
+                                        desc=f"Windows of {name}")
+            if name == "train":
+                tokenized[name] = tokenized[name].remove_columns(["example_index", "offset_mapping"])
+        return tokenized
+
+    def collator(self, tokenizer, model):
+        return DataCollatorWithPadding(tokenizer)
+
+    def configure_training(self, training_args):
+        training_args.predict_with_generate = False  # spans, not generated text
+        # Evaluation may batch windows by length (group_by_length): compute_metrics finds each by its input ids.
+        if "inputs" not in training_args.include_for_metrics:
+            training_args.include_for_metrics = [*training_args.include_for_metrics, "inputs"]
+
+    def compute_metrics(self, tokenizer, splits, tokenized):
+        metric = self.metric_loader()
+        evaluated = {name: split for name, split in tokenized.items() if name != "train"}
+
+        def compute(eval_preds):
+            rows = [[int(t) for t in row if t not in (tokenizer.pad_token_id, -100)] for row in eval_preds.inputs]
+            # Which split this is: the one with as many windows; then each row's window, by its ids (equal windows
+            # get equal scores, so which of them a row stands for does not matter).
+            name = next(name for name, split in evaluated.items() if len(split) == len(rows))
+            windows, examples = evaluated[name], splits[name]
+            positions = {}
+            for index, ids in enumerate(windows["input_ids"]):
+                positions.setdefault(tuple(ids), []).append(index)
+            order = [positions[tuple(ids)].pop() for ids in rows]
+            start_logits, end_logits = ([None] * len(rows) for _ in range(2))
+            for row, window in enumerate(order):
+                start_logits[window] = eval_preds.predictions[0][row]
+                end_logits[window] = eval_preds.predictions[1][row]
+            answers = best_answers(windows["example_index"], windows["offset_mapping"], start_logits, end_logits,
+                                   list(examples["context"]), self.span_params["n_best_size"],
+                                   self.span_params["max_answer_length"])
+            scores = metric.compute(predictions=[a["answer"] for a in answers], references=list(examples["references"]))
+            return {key: round(scores[key], 2) for key, _ in self.card_metrics}
+
+        return compute
+
+    def test_set(self, args, model_config):
+        examples = self.load(args)["test"]
+        return [{"question": q, "context": c} for q, c in zip(examples["question"], examples["context"])], list(examples["references"])
+
+    def predict(self, model, tokenizer, inputs, batch_size=32, **generate_kwargs):
+        answers = answer_spans(model, tokenizer, [i["question"] for i in inputs], [i["context"] for i in inputs], batch_size)
+        return [answer["answer"] for answer in answers]
+
+    def samples(self, model, tokenizer, split, n=5):
+        rows = head(split, n)
+        answers = answer_spans(model.eval(), tokenizer, list(rows["question"]), list(rows["context"]))
+        return [(question, answer["answer"], " | ".join(references))
+                for question, answer, references in zip(rows["question"], answers, rows["references"])]
+
+    def model_card_usage(self, model_id):
+        return (f'reader = pipeline("question-answering", model="{model_id}", trust_remote_code=True)\n'
+                'print(reader(question="Where is the cat?", context="The cat sleeps on the mat."))  '
+                "# {'answer': ..., 'score': ..., 'start': ..., 'end': ...}")
+
+
 # --- sentence -> label --------------------------------------------------------------------------------------------
 
 
@@ -658,7 +828,9 @@ class TextClassificationTask(Task):
 
 
 TASKS: dict[str, type[Task]] = {
-    task.name: task for task in (TranslationTask, SummarizationTask, QuestionAnsweringTask, TextClassificationTask)
+    task.name: task
+    for task in (TranslationTask, SummarizationTask, QuestionAnsweringTask, ExtractiveQuestionAnsweringTask,
+                 TextClassificationTask)
 }
 
 
@@ -674,5 +846,8 @@ def saved_model_task(config: dict) -> str:
     (translation for an encoder–decoder without a pipeline, a Marian model's included)."""
     named = next(iter(config.get("custom_pipelines") or {}), None)
     architectures = config.get("architectures") or []
-    return named or next((name for name, task in TASKS.items() if task.model_class.__name__ in architectures),
+    # A head of its own names its task (a span reader's pipeline is question-answering, as a generative reader's).
+    by_head = next((name for name, task in TASKS.items() if task.model_class is not HFSeq2SeqForConditionalGeneration
+                    and task.model_class.__name__ in architectures), None)
+    return by_head or named or next((name for name, task in TASKS.items() if task.model_class.__name__ in architectures),
                          TranslationTask.name)

@@ -7,10 +7,11 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
 import torch
 from torch.nn import functional as F
 
-from conftest import padded_batch, tiny_config, tiny_model
+from conftest import SHARED_DATA, padded_batch, tiny_config, tiny_model
 
 
 def tiny_reader(seed: int = 0, **overrides):
@@ -214,3 +215,91 @@ def test_pipeline_answers_with_spans_and_works_without_the_package(tmp_path):
     assert remote["class"] == "HFSeq2SeqForQuestionAnswering"
     assert remote["answer"]["answer"] == answer["answer"] and (remote["answer"]["start"], remote["answer"]["end"]) == (
         answer["start"], answer["end"])
+
+
+# --- training a span reader: train.py --task extractive-question-answering ----------------------------------------
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_training_windows_label_the_answer_in_the_window_that_holds_it_whole():
+    from datasets import Dataset, DatasetDict
+
+    from hf_seq2seq.data import DataArguments
+    from hf_seq2seq.tasks import get_task
+
+    task = get_task("extractive-question-answering")
+    args = DataArguments(task=task.name, max_seq_length=32, doc_stride=8)
+    task.apply_defaults(args)
+    answer_start = CONTEXT.index("1887")
+    raw = Dataset.from_list([{"question": "When did the fire destroy the mill?", "context": CONTEXT,
+                              "answers": {"text": ["1887"], "answer_start": [answer_start]}}])
+    examples = task.check(task.examples(raw, args, "test data"), args, "train")
+    windows = task.tokenize(DatasetDict({"validation": examples}), reader_tokenizer(), args)["validation"]
+    holding = [w for w, offsets in enumerate(windows["offset_mapping"])
+               if any(o and o[0] <= answer_start for o in offsets) and any(o and o[1] >= answer_start + 4 for o in offsets)]
+    assert len(windows) >= 3 and holding and holding[0] >= 1, "the answer must lie beyond the first window"
+    for w, (offsets, start, end) in enumerate(zip(windows["offset_mapping"], windows["start_positions"], windows["end_positions"])):
+        if w in holding:
+            assert offsets[start][0] <= answer_start < offsets[start][1] and offsets[end][0] < answer_start + 4 <= offsets[end][1]
+            assert CONTEXT[offsets[start][0] : offsets[end][1]].strip() == "1887"
+        else:
+            assert (start, end) == (0, 0)
+
+
+@pytest.fixture(scope="module")
+def span_reader(tmp_path_factory, shared_data):
+    sys.path.insert(0, ROOT)
+    import train
+
+    data = os.path.join(shared_data, "squad-v1.1")
+    output = tmp_path_factory.mktemp("span") / "model"
+    results = train.main([
+        "--task", "extractive-question-answering", "--train_file", f"{data}/train.json", "--test_file", f"{data}/dev.json",
+        "--validation_file", f"{data}/dev.json", "--max_train_samples", "400", "--max_eval_samples", "8",
+        "--max_predict_samples", "24", "--max_seq_length", "128", "--doc_stride", "32", "--preset", "tiny",
+        "--vocab_size", "800", "--learning_rate", "3e-3", "--warmup_steps", "20", "--max_steps", "60",
+        "--per_device_train_batch_size", "16", "--per_device_eval_batch_size", "16", "--eval_strategy", "steps",
+        "--eval_steps", "30", "--save_strategy", "no", "--logging_steps", "10", "--disable_tqdm", "true",
+        "--output_dir", str(output),
+    ])
+    return str(output), results
+
+
+def test_span_reader_trains_evaluates_and_saves_its_settings(span_reader):
+    folder, results = span_reader
+    config = json.loads(open(os.path.join(folder, "config.json")).read())
+    assert config["architectures"] == ["HFSeq2SeqForQuestionAnswering"]
+    assert config["custom_pipelines"]["question-answering"]["pt"] == ["AutoModelForQuestionAnswering"]
+    assert config["task_specific_params"]["question-answering"] == {
+        "max_seq_length": 128, "doc_stride": 32, "n_best_size": 20, "max_answer_length": 30}
+    assert {"test_f1", "test_exact_match"} <= results["test"].keys()
+    assert "eval_f1" in open(os.path.join(folder, "curve.json")).read()  # scored during training too
+
+
+def test_span_reader_test_score_is_the_official_score_of_its_answers(span_reader, capsys):
+    """The score train.py reports is SQuAD's own on the answers the command line prints and `evaluate` scores."""
+    from hf_seq2seq.cli import load, main as cli_main
+    from hf_seq2seq.data import DataArguments
+    from hf_seq2seq.inference import answer_spans
+    from hf_seq2seq.metrics import load_squad
+    from hf_seq2seq.tasks import get_task
+
+    folder, results = span_reader
+    dev = os.path.join(SHARED_DATA, "squad-v1.1", "dev.json")
+    task = get_task("extractive-question-answering")
+    args = DataArguments(task=task.name, test_file=dev, max_predict_samples=24)
+    task.apply_defaults(args)
+    examples = task.load(args)["test"]
+    model, tokenizer = load(folder)
+    answers = answer_spans(model, tokenizer, list(examples["question"]), list(examples["context"]))
+    assert all(a["answer"] == c[a["start"] : a["end"]] for a, c in zip(answers, examples["context"]))
+    official = load_squad().compute(predictions=[a["answer"] for a in answers], references=list(examples["references"]))
+    assert results["test"]["test_f1"] == round(official["f1"], 2)
+
+    cli_main(["evaluate", "--model", folder, "--test_file", dev, "--max_samples", "24"])
+    assert json.loads(capsys.readouterr().out)["f1"] == round(official["f1"], 2)
+    cli_main(["answer", "--model", folder, "--question", examples[0]["question"], "--question", examples[1]["question"],
+              "--context", examples[0]["context"]])
+    expected = answer_spans(model, tokenizer, [examples[0]["question"], examples[1]["question"]], [examples[0]["context"]] * 2)
+    assert capsys.readouterr().out.splitlines() == [a["answer"] for a in expected]
