@@ -618,12 +618,13 @@ class ExtractiveQuestionAnsweringTask(Task):
 
         tokenized = DatasetDict()
         for name, split in splits.items():
-            # example_index counts within a batch of the map: batch_size=None gives the split as one batch, so that
-            # it indexes the split (cheap: the windows are Arrow columns).
-            tokenized[name] = split.map(encode, batched=True, batch_size=None, remove_columns=split.column_names,
-                                        desc=f"Windows of {name}")
-            if name == "train":
+            if name == "train":  # in batches; the windows' example indices and offsets are for evaluation only
+                tokenized[name] = split.map(encode, batched=True, remove_columns=split.column_names,
+                                            num_proc=args.preprocessing_num_workers, desc="Windows of train")
                 tokenized[name] = tokenized[name].remove_columns(["example_index", "offset_mapping"])
+            else:  # one batch, so that example_index (counted within a batch) indexes the split
+                tokenized[name] = split.map(encode, batched=True, batch_size=None, remove_columns=split.column_names,
+                                            desc=f"Windows of {name}")
         return tokenized
 
     def collator(self, tokenizer, model):
