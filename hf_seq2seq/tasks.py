@@ -428,6 +428,16 @@ class SummarizationTask(TextToTextTask):
                 "# [{'summary_text': ...}]")
 
 
+def question_answering_columns(raw, args: DataArguments, where: str) -> tuple[list[str], dict]:
+    """(the columns `raw` has, its question/context/answer columns), the answers under `answers` (SQuAD, the Hub)
+    or `answer`; a missing one is a DataError naming those that exist. Both readers read the same data."""
+    found = column_names(raw)
+    columns = {"question": args.question_column or "question", "context": args.context_column or "context",
+               "answer": args.answer_column or ("answers" if "answers" in found else "answer")}
+    require_columns(raw, columns, where)
+    return found, columns
+
+
 class QuestionAnsweringTask(TextToTextTask):
     """Generative question answering: `question: ... context: ...` -> the answer's text (as transformers'
     run_seq2seq_qa.py and T5 do). Scored with SQuAD's exact match and F1, against every reference answer."""
@@ -444,10 +454,7 @@ class QuestionAnsweringTask(TextToTextTask):
     generation_defaults = {"num_beams": 4, "max_new_tokens": 32}
 
     def examples(self, raw, args, where):
-        found = column_names(raw)
-        columns = {"question": args.question_column or "question", "context": args.context_column or "context",
-                   "answer": args.answer_column or ("answers" if "answers" in found else "answer")}
-        require_columns(raw, columns, where)
+        found, columns = question_answering_columns(raw, args, where)
 
         def example(row):
             answers = row[columns["answer"]]
@@ -545,10 +552,7 @@ class ExtractiveQuestionAnsweringTask(Task):
     data_defaults = {"max_source_length": 384, "max_target_length": 32, **SPAN_DEFAULTS}
 
     def examples(self, raw, args, where):
-        found = column_names(raw)
-        columns = {"question": args.question_column or "question", "context": args.context_column or "context",
-                   "answer": args.answer_column or ("answers" if "answers" in found else "answer")}
-        require_columns(raw, columns, where)
+        found, columns = question_answering_columns(raw, args, where)
 
         def example(row):
             answers, context = row[columns["answer"]], row[columns["context"]] or ""
