@@ -17,7 +17,9 @@ import torch
 
 class DenoisingCollator:
     """Batches of `{"input_ids": passage ids ending in </s>}` -> noised `input_ids`, `attention_mask` and `labels` (the
-    passage; padding -100). The tokenizer must have a `<mask>` token (`train_tokenizer(..., mask_token=True)`)."""
+    passage; padding -100). Examples that have `labels` already were noised before (an evaluation set, noised once
+    so that every evaluation sees the same) and are only padded. The tokenizer must have a `<mask>` token
+    (`train_tokenizer(..., mask_token=True)`)."""
 
     def __init__(self, tokenizer, mask_ratio: float = 0.3, poisson_lambda: float = 3.0, permute_sentences: bool = True,
                  seed: int = 0):
@@ -42,14 +44,16 @@ class DenoisingCollator:
                 current = []
         return sentences + [current] if current else sentences
 
-    def permute(self, ids: list[int]) -> list[int]:
-        sentences = self.sentences(ids)
-        order = self.rng.permutation(len(sentences))
-        return [token for i in order for token in sentences[i]]
+    def permutation(self, ids: list[int]) -> list[int]:
+        """Sentence permutation, as the positions of `ids` in their new order."""
+        starts = np.cumsum([0] + [len(sentence) for sentence in self.sentences(ids)])
+        order = self.rng.permutation(len(starts) - 1)
+        return [position for i in order for position in range(starts[i], starts[i + 1])]
 
-    def infill(self, ids: list[int]) -> list[int]:
+    def infill(self, ids: list[int]) -> tuple[list[int], list[bool]]:
         """Text infilling: spans of Poisson(λ) lengths, about `mask_ratio` of the tokens in all, each become one
-        <mask>; spans do not overlap, and a span of length 0 inserts a <mask>."""
+        <mask>; spans do not overlap, and a span of length 0 inserts a <mask>. Returns the noised ids and, for each
+        token of `ids`, whether it was taken out."""
         budget = int(round(len(ids) * self.mask_ratio))
         lengths = []
         while sum(lengths) < budget:
@@ -59,27 +63,38 @@ class DenoisingCollator:
         # Where the spans go: a random order of spans and kept tokens (stars and bars), so spans never overlap.
         kept = len(ids) - budget
         slots = np.sort(self.rng.choice(kept + len(lengths), size=len(lengths), replace=False))
-        noised, read, span = [], 0, 0
+        noised, removed, read, span = [], [False] * len(ids), 0, 0
         for position in range(kept + len(lengths)):
             if span < len(lengths) and position == slots[span]:
                 noised.append(self.mask_id)
+                removed[read : read + lengths[span]] = [True] * lengths[span]
                 read += lengths[span]
                 span += 1
             else:
                 noised.append(ids[read])
                 read += 1
-        return noised
+        return noised, removed
+
+    def noise_with_mask(self, ids: list[int]) -> tuple[list[int], list[bool]]:
+        """The corrupted passage (sentences permuted, then spans infilled; it ends with </s> as the passage does) and,
+        for each token of the passage `ids`, whether infilling took it out: the tokens the model must restore."""
+        body = [token for token in ids if token != self.eos_id]
+        order = self.permutation(body) if self.permute_sentences else list(range(len(body)))
+        noised, removed = self.infill([body[position] for position in order])
+        masked = [False] * len(ids)
+        for position, taken in zip(order, removed):  # back to the passage's own order (</s> last, never masked)
+            masked[position] = taken
+        return noised + [self.eos_id], masked
 
     def noise(self, ids: list[int]) -> list[int]:
-        """The corrupted passage: sentences permuted, then spans infilled; it ends with </s> as the passage does."""
-        body = [token for token in ids if token != self.eos_id]
-        if self.permute_sentences:
-            body = self.permute(body)
-        return self.infill(body) + [self.eos_id]
+        return self.noise_with_mask(ids)[0]
 
     def __call__(self, features: list[dict]) -> dict:
-        sources = [self.noise(list(feature["input_ids"])) for feature in features]
-        targets = [list(feature["input_ids"]) for feature in features]
+        if "labels" in features[0]:  # noised once already (evaluation: the same noise at every evaluation)
+            sources, targets = [list(f["input_ids"]) for f in features], [list(f["labels"]) for f in features]
+        else:
+            sources = [self.noise(list(feature["input_ids"])) for feature in features]
+            targets = [list(feature["input_ids"]) for feature in features]
 
         def padded(rows, value):
             width = max(len(row) for row in rows)
