@@ -9,6 +9,8 @@
         --validation_file ../shared/data/dialogsum/dev.jsonl
     python train.py --task question-answering --train_file ../shared/data/squad-v1.1/train.json ...
     python train.py --task text-classification --train_file ../shared/data/sst2/train.tsv ...
+    python train.py --task denoising --train_file books.txt.gz --streaming --max_steps 100000 ...  # pretraining;
+                                                      # then any task with --model_name_or_path outputs/pretrained
     accelerate launch --multi_gpu --num_processes 2 train.py ...   # data-parallel on 2 GPUs (or 2 CPU processes)
     python train.py args.json                         # the same arguments from a JSON or YAML file
 
@@ -18,6 +20,7 @@ Arguments are those of transformers' example scripts where they apply (`run_tran
 tasks lives in `hf_seq2seq/tasks.py`.
 """
 
+import itertools
 import logging
 import os
 import shutil
@@ -30,7 +33,7 @@ from transformers import AutoTokenizer, GenerationConfig, HfArgumentParser, Inte
 from hf_seq2seq import HFSeq2SeqConfig
 from hf_seq2seq.averaging import average_checkpoints, last_checkpoints
 from hf_seq2seq.batching import TokenBudgetSeq2SeqTrainer
-from hf_seq2seq.data import DataArguments, check_streaming, split_summary
+from hf_seq2seq.data import DataArguments, check_streaming, read_text_files, split_summary
 from hf_seq2seq.hub import push_folder, save_bundle, write_model_card
 from hf_seq2seq.tasks import Task, get_task
 from hf_seq2seq.training import (
@@ -62,9 +65,10 @@ def parse_args(argv=None):
     return parser.parse_args_into_dataclasses(argv)
 
 
-def load_or_train_tokenizer(model_args, training_args, texts):
+def load_or_train_tokenizer(model_args, training_args, texts, mask_token: bool = False):
     """The tokenizer of the model being continued, a named one, the one of an interrupted run in output_dir, or a
-    new byte-level BPE vocabulary trained on `texts` (by the main process; the others load it)."""
+    new byte-level BPE vocabulary trained on `texts` and the lines of --tokenizer_train_file (by the main process;
+    the others load it), with BART's <mask> when `mask_token`."""
     name = model_args.model_name_or_path or model_args.tokenizer_name
     if name:
         return AutoTokenizer.from_pretrained(name)
@@ -72,7 +76,10 @@ def load_or_train_tokenizer(model_args, training_args, texts):
     with training_args.main_process_first(desc="training the tokenizer"):
         if os.path.isfile(os.path.join(saved, "tokenizer.json")):
             return AutoTokenizer.from_pretrained(saved)
-        tokenizer = train_tokenizer(texts, vocab_size=model_args.vocab_size)
+        if model_args.tokenizer_train_file:
+            extra = read_text_files(model_args.tokenizer_train_file, streaming=True)
+            texts = itertools.chain(texts, (row["text"] for row in extra))
+        tokenizer = train_tokenizer(texts, vocab_size=model_args.vocab_size, mask_token=mask_token)
         if training_args.should_save:
             tokenizer.save_pretrained(saved)
         logger.info("Trained a byte-level BPE vocabulary of %d tokens.", len(tokenizer))
@@ -119,7 +126,7 @@ def main(argv=None, trainer_class=TokenBudgetSeq2SeqTrainer):
     if "train" not in splits:
         raise SystemExit("No training data: give --train_file or --dataset_name (or nothing, for the built-in corpus).")
     texts = task.corpus(splits["train"], max_examples=model_args.tokenizer_train_samples)
-    tokenizer = load_or_train_tokenizer(model_args, training_args, texts)
+    tokenizer = load_or_train_tokenizer(model_args, training_args, texts, task.needs_mask_token)
     model = build_model(task, model_args, tokenizer, task.config_kwargs(splits, data_args))
     if model_args.init_embeddings:
         from hf_seq2seq.word_vectors import init_token_embeddings, load_word_vectors
@@ -164,6 +171,7 @@ def main(argv=None, trainer_class=TokenBudgetSeq2SeqTrainer):
         processing_class=tokenizer,
         data_collator=task.collator(tokenizer, model),
         compute_metrics=task.compute_metrics(tokenizer, splits, tokenized),
+        preprocess_logits_for_metrics=task.preprocess_logits_for_metrics,
         callbacks=[budget],
     )
     train_result = trainer.train(resume_from_checkpoint=resume)

@@ -5,6 +5,7 @@
     hf-seq2seq summarize --model outputs/dialogsum "#Person1#: Shall we go out tonight? ..."
     hf-seq2seq answer --model outputs/squad --question "Where is the cat?" --context "The cat sleeps on the mat."
     hf-seq2seq classify --model outputs/sst2 "A gripping, beautifully acted film."
+    hf-seq2seq fill-mask --model outputs/pretrained "The old man <mask> the letter."   # a denoiser restores text
     hf-seq2seq evaluate --model outputs/en-fr --test_file ../shared/data/tatoeba-en-fr/dev.tsv
     hf-seq2seq evaluate --model outputs/dialogsum --test_file ../shared/data/dialogsum/dev.jsonl
     hf-seq2seq align --model outputs/en-fr "The cat sleeps." --output alignment.png
@@ -177,7 +178,7 @@ def read_command_inputs(args) -> None:
     that text that is not UTF-8 is a one-line error at once. Texts read here replace `args.text`/`args.context`."""
     if hasattr(args, "model"):
         check_model_folder(args.model)  # before waiting on standard input
-    if args.command in ("translate", "summarize", "classify"):
+    if args.command in ("translate", "summarize", "classify", "fill-mask"):
         args.text = read_inputs(args.text)
     elif args.command == "align":
         utf8_arguments([args.text])
@@ -220,6 +221,12 @@ def main(argv=None):
     p = commands.add_parser("summarize", help="summarise texts given as arguments, or one text a line on stdin")
     p.add_argument("--model", required=True)
     p.add_argument("text", nargs="*", help="texts to summarise (default: read stdin, one a line)")
+    generation_options(p)
+
+    p = commands.add_parser("fill-mask", help="a denoising model (--task denoising) writes texts with their <mask> "
+                            "spans filled in; texts as arguments, or one a line on stdin")
+    p.add_argument("--model", required=True)
+    p.add_argument("text", nargs="*", help='texts with <mask> where words are missing, e.g. "The <mask> sat down."')
     generation_options(p)
 
     p = commands.add_parser("answer", help="answer a question from a context")
@@ -318,6 +325,12 @@ def main(argv=None):
         task = "translation" if args.command == "translate" else "summarization"
         sources = sources_for(task, model, args.text)
         for line in generate_texts(model, tokenizer, sources, *generation):
+            print(line)
+    elif args.command == "fill-mask":
+        if tokenizer.mask_token is None:
+            raise SystemExit(f"error: {args.model} has no <mask> token: fill-mask is for a model pretrained with "
+                             "train.py --task denoising.")
+        for line in generate_texts(model, tokenizer, args.text, *generation):
             print(line)
     elif args.command == "answer" and not model.can_generate():  # a span reader points at its answers
         from .inference import answer_spans

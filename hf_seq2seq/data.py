@@ -38,6 +38,7 @@ from datasets import (
     Features,
     IterableDataset,
     Value,
+    interleave_datasets,
     load_dataset,
 )
 from datasets.exceptions import DatasetGenerationError
@@ -61,7 +62,8 @@ class DataArguments:
     task: str = field(
         default="translation",
         metadata={"help": "What to train: translation, summarization, question-answering (generated answers), "
-                          "extractive-question-answering (spans) or text-classification."},
+                          "extractive-question-answering (spans), text-classification, or denoising (pretraining "
+                          "on plain text)."},
     )
     dataset_name: str | None = field(
         default=None,
@@ -75,7 +77,10 @@ class DataArguments:
         metadata={"help": "How the model card names the data (a Hub id or a name); default: --dataset_name, or the "
                   "folder of --train_file."},
     )
-    train_file: str | None = field(default=None, metadata={"help": "Training pairs: .json/.jsonl, .csv, .tsv, or train.en + train.fr."})
+    train_file: str | None = field(
+        default=None, metadata={"help": "Training pairs: .json/.jsonl, .csv, .tsv, or train.en + train.fr; for "
+                                "denoising, .txt/.txt.gz files of plain text, comma-separated."}
+    )
     validation_file: str | None = field(default=None, metadata={"help": "Validation pairs, same formats."})
     test_file: str | None = field(default=None, metadata={"help": "Test pairs, same formats."})
     source_lang: str = field(default="en", metadata={"help": "Source language code, as in the data (the language "
@@ -436,6 +441,33 @@ def read_table(path: str, streaming: bool = False):
                             f"{str(error).splitlines()[0][:200]}). It needs a header line naming the columns.") from None
     raise DataError(f"{path!r}: unknown file format {extension or '(no extension)'!r}. Use .json/.jsonl, .csv or .tsv "
                     "(with a header line).")
+
+
+def read_text_files(paths: str, streaming: bool = False):
+    """Plain text, one passage (paragraph, document) a line: one or more `.txt` / `.txt.gz` files, comma-separated,
+    as one split with a `text` column (datasets' `text` builder; with `streaming`, read as it is iterated)."""
+    files = [path.strip() for path in paths.split(",") if path.strip()]
+    for path in files:
+        _check_file(path)
+        if file_extension(path) != ".txt":
+            raise DataError(f"{path!r}: plain text for denoising is a .txt or .txt.gz file, one passage a line.")
+    if not streaming or len(files) == 1:
+        return _check_stream(load_dataset("text", data_files=files, split="train", streaming=streaming))
+    # A stream reads its files one after the other: a run that stops before the end of the first would never see
+    # the others. Interleave them instead, a line of each at random in proportion to its size.
+    sizes = [_text_size(path) for path in files]
+    streams_ = [load_dataset("text", data_files=path, split="train", streaming=True) for path in files]
+    return _check_stream(interleave_datasets(streams_, probabilities=[size / sum(sizes) for size in sizes], seed=0,
+                                             stopping_strategy="all_exhausted"))
+
+
+def _text_size(path: str) -> int:
+    """Bytes of text in a file; for gzip, the uncompressed size its trailer records (modulo 4 GiB)."""
+    if not path.endswith(".gz"):
+        return os.path.getsize(path)
+    with open(path, "rb") as f:
+        f.seek(-4, os.SEEK_END)
+        return int.from_bytes(f.read(4), "little") or 1
 
 
 def _is_squad_json(path: str) -> bool:

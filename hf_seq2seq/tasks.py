@@ -16,6 +16,7 @@ from itertools import islice
 
 import numpy as np
 import pyarrow.compute as pc
+import torch
 from datasets import ClassLabel, Dataset, DatasetDict, Value
 from transformers import (
     AutoModelForQuestionAnswering,
@@ -26,6 +27,7 @@ from transformers import (
 )
 
 from . import data, metrics
+from .denoising import DenoisingCollator
 from .data import (
     BUILTIN_CORPORA,
     DataArguments,
@@ -40,6 +42,7 @@ from .data import (
     load_raw_datasets,
     map_options,
     read_table,
+    read_text_files,
     require_columns,
     streams,
 )
@@ -80,6 +83,8 @@ class Task:
     sample_headers: tuple[str, ...] = ("input", "output", "reference")  # the model card's table of examples
     # DataArguments fields this task sets when they are not given.
     data_defaults: dict = {"max_source_length": 128, "max_target_length": 128}
+    needs_mask_token: bool = False  # a new vocabulary gets BART's <mask> (denoising)
+    preprocess_logits_for_metrics: Callable | None = None  # Trainer's hook: what of the logits compute_metrics needs
 
     def apply_defaults(self, args: DataArguments) -> None:
         for name, value in self.data_defaults.items():
@@ -832,10 +837,189 @@ class TextClassificationTask(Task):
                 'print(classifier("A gripping, beautifully acted film."))  # [{\'label\': ..., \'score\': ...}]')
 
 
+# --- plain text -> itself (pretraining) ---------------------------------------------------------------------------
+
+
+def pack_passages(lines: list[list[int]], limit: int) -> list[list[int]]:
+    """Consecutive lines (token ids) packed into passages of at most `limit` tokens: whole lines while they fit, a
+    longer line cut into pieces of `limit` tokens. Every token is kept, in order."""
+    passages, current = [], []
+    for ids in lines:
+        while len(ids) > limit:
+            passages += [current] if current else []
+            passages.append(ids[:limit])
+            current, ids = [], ids[limit:]
+        if current and len(current) + len(ids) > limit:
+            passages.append(current)
+            current = []
+        current = current + ids
+    return passages + [current] if current else passages
+
+
+class DenoisingTask(Task):
+    """BART's pretraining (Lewis et al., 2020) on plain text: passages of consecutive lines packed up to
+    --max_source_length tokens, noised by `DenoisingCollator` (sentence permutation and text infilling, new noise
+    each time a passage is batched), and restored by the encoder–decoder. Evaluation sets are noised once (the same
+    noise at every evaluation): dev loss, and `restored`, the share of the tokens taken out that the model predicts
+    exactly (teacher-forced, as BART's masked-token accuracy). The model then starts any other task
+    (`--model_name_or_path`)."""
+
+    name = "denoising"
+    pipeline_tag = "text2text-generation"
+    main_metric = "restored"
+    card_metrics = (("restored", "Masked tokens restored (%)"), ("loss", "Loss"))
+    sample_headers = ("noised passage", "restored", "passage")
+    data_defaults = {"max_source_length": 256, "max_target_length": 256}
+    needs_mask_token = True
+    evaluation_seed = 0  # the noise of evaluation sets, the same in every run
+
+    def load(self, args):
+        files = {"train": args.train_file, "validation": args.validation_file, "test": args.test_file}
+        if args.dataset_name is not None and args.dataset_name not in BUILTIN_CORPORA:
+            raw = load_hub_dataset(args)
+            splits = {name: self.examples(split, args, f"{args.dataset_name}[{name}]") for name, split in raw.items()}
+        elif any(files.values()):
+            splits = {name: self.examples(read_text_files(paths, streams(args, name)), args, paths)
+                      for name, paths in files.items() if paths}
+        else:
+            raise DataError("--task denoising needs plain text: --train_file FILE.txt[.gz][,MORE.txt...] (one passage a "
+                            "line; --validation_file for dev loss) or --dataset_name of a text data set.")
+        limits = {"train": args.max_train_samples, "validation": args.max_eval_samples, "test": args.max_predict_samples}
+        return DatasetDict({name: first(split, limits[name]) if limits[name] is not None else split
+                            for name, split in splits.items()})
+
+    def examples(self, raw, args, where):
+        columns = column_names(raw)
+        text = args.text_column or "text"
+        if text not in columns:
+            raise DataError(f"{where}: no column {text!r}; the columns are {columns}. Name the text with --text_column.")
+        raw = raw.select_columns([text])
+        if text != "text":
+            raw = raw.rename_column(text, "text")
+        # Blank lines (between paragraphs, at the end of a file) are no passages.
+        return raw.filter(lambda texts: [bool(t and t.strip()) for t in texts], input_columns="text", batched=True,
+                          **map_options(raw, f"Dropping blank lines ({where})"))
+
+    def corpus(self, split, max_examples=None):
+        for batch in self.corpus_batches(split, max_examples):
+            yield from batch["text"]
+
+    def tokenize(self, splits, tokenizer, args):
+        if tokenizer.mask_token_id is None:
+            raise DataError("--task denoising needs a vocabulary with a <mask> token: leave out --tokenizer_name (a new "
+                            "vocabulary gets one) or name a tokenizer that has one.")
+        self.passage_length = args.max_source_length
+        limit = args.max_source_length - 1  # and </s>
+
+        def passages(batch):
+            lines = tokenizer(batch["text"], add_special_tokens=False)["input_ids"]
+            return {"input_ids": [ids + [tokenizer.eos_token_id] for ids in pack_passages(lines, limit)]}
+
+        tokenized = DatasetDict()
+        for name, split in splits.items():
+            packed = split.map(passages, batched=True, remove_columns=column_names(split),
+                               **map_options(split, f"Packing {name} into passages", args.preprocessing_num_workers))
+            if name != "train":  # noised once, here: the same noise at every evaluation
+                noiser = DenoisingCollator(tokenizer, seed=self.evaluation_seed)
+
+                def noised(ids):
+                    source, masked = noiser.noise_with_mask(ids)
+                    return {"input_ids": source, "attention_mask": [1] * len(source), "labels": ids, "masked": masked}
+
+                packed = packed.map(noised, input_columns="input_ids", desc=f"Noising {name}")
+            tokenized[name] = packed
+        return tokenized
+
+    def collator(self, tokenizer, model):
+        return DenoisingCollator(tokenizer, seed=self.seed)
+
+    def configure_training(self, training_args):
+        training_args.predict_with_generate = False  # scored on the restored tokens, teacher-forced
+        self.seed = training_args.seed if training_args.data_seed is None else training_args.data_seed
+        # compute_metrics finds each evaluated row by its ids (evaluation may batch rows by length).
+        if "inputs" not in training_args.include_for_metrics:
+            training_args.include_for_metrics = [*training_args.include_for_metrics, "inputs"]
+
+    def generation_config(self, model, tokenizer, training_args, args):
+        return {"num_beams": training_args.generation_num_beams or 4, "max_new_tokens": args.max_source_length}
+
+    def pipeline_params(self, args):
+        return {"max_source_length": args.max_source_length}
+
+    @staticmethod
+    def preprocess_logits_for_metrics(logits, labels):
+        """The predicted token at each position: the share restored needs no more than that of the logits."""
+        return (logits[0] if isinstance(logits, tuple) else logits).argmax(-1)
+
+    def compute_metrics(self, tokenizer, splits, tokenized):
+        masks = {}  # (noised ids, passage ids) -> which passage tokens were taken out
+        for name, split in tokenized.items():
+            if name != "train":
+                for source, target, masked in zip(split["input_ids"], split["labels"], split["masked"]):
+                    masks[(tuple(source), tuple(target))] = np.array(masked)
+
+        def compute(eval_preds):
+            restored = masked_total = 0
+            for source, labels, predicted in zip(eval_preds.inputs, eval_preds.label_ids, eval_preds.predictions):
+                source = source[(source != tokenizer.pad_token_id) & (source != -100)]
+                target = labels[labels != -100]
+                masked = masks[(tuple(source.tolist()), tuple(target.tolist()))]
+                restored += int((predicted[: len(target)][masked] == target[masked]).sum())
+                masked_total += int(masked.sum())
+            return {"restored": round(100 * restored / max(masked_total, 1), 2)}
+
+        return compute
+
+    @torch.inference_mode()
+    def evaluate(self, model, tokenizer, args, batch_size=32, **generate_kwargs):
+        """Loss and share restored on `args.test_file`, in passages of the length the model was trained on, noised as
+        evaluation during training noises them."""
+        trained = (model.config.task_specific_params or {}).get(self.pipeline_tag, {})
+        args.max_source_length = trained.get("max_source_length", args.max_source_length)
+        test = self.tokenize(DatasetDict({"test": self.load(args)["test"]}), tokenizer, args)["test"]
+        collator, model = DenoisingCollator(tokenizer), model.eval()
+        loss = tokens = restored = masked_total = 0
+        for start in range(0, len(test), batch_size):
+            rows = test.select(range(start, min(start + batch_size, len(test))))
+            batch = collator([{"input_ids": s, "labels": t} for s, t in zip(rows["input_ids"], rows["labels"])])
+            outputs = model(**batch)  # the loss as training reports it (label smoothing included)
+            logits, labelled = outputs.logits, int((batch["labels"] != -100).sum())
+            loss, tokens = loss + outputs.loss.item() * labelled, tokens + labelled
+            for row, masked in enumerate(rows["masked"]):
+                masked = torch.tensor(masked)
+                target = batch["labels"][row, : len(masked)]
+                restored += int((logits[row, : len(masked)].argmax(-1)[masked] == target[masked]).sum())
+                masked_total += int(masked.sum())
+        return {"restored": round(100 * restored / max(masked_total, 1), 2), "loss": round(loss / max(tokens, 1), 4),
+                "examples": len(test)}
+
+    def samples(self, model, tokenizer, split, n=5):
+        """(noised passage, the model's restoration, passage) for the model card."""
+        texts = list(head(split, n)["text"])
+        passages = self.tokenize(DatasetDict({"samples": Dataset.from_dict({"text": texts})}), tokenizer,
+                                 DataArguments(max_source_length=self.passage_length))["samples"]
+        passages = passages.select(range(min(n, len(passages))))
+        noised = [tokenizer.decode(ids[:-1]) for ids in passages["input_ids"]]
+        outputs = generate_texts(model.eval(), tokenizer, noised)
+        return [(source, output, tokenizer.decode(ids, skip_special_tokens=True))
+                for source, output, ids in zip(noised, outputs, passages["labels"])]
+
+    def title(self, args):
+        return "denoising pretraining (BART's text infilling and sentence permutation)"
+
+    def model_card_usage(self, model_id):
+        return ("from transformers import AutoModelForSeq2SeqLM, AutoTokenizer\n\n"
+                f'model = AutoModelForSeq2SeqLM.from_pretrained("{model_id}", trust_remote_code=True)\n'
+                f'tokenizer = AutoTokenizer.from_pretrained("{model_id}")\n'
+                'ids = model.generate(**tokenizer("The old man <mask> the letter and put it in his pocket.", '
+                'return_tensors="pt"))\n'
+                'print(tokenizer.decode(ids[0], skip_special_tokens=True))  # the sentence, the <mask> filled in')
+
+
 TASKS: dict[str, type[Task]] = {
     task.name: task
     for task in (TranslationTask, SummarizationTask, QuestionAnsweringTask, ExtractiveQuestionAnsweringTask,
-                 TextClassificationTask)
+                 TextClassificationTask, DenoisingTask)
 }
 
 
@@ -854,5 +1038,7 @@ def saved_model_task(config: dict) -> str:
     # A head of its own names its task (a span reader's pipeline is question-answering, as a generative reader's).
     by_head = next((name for name, task in TASKS.items() if task.model_class is not HFSeq2SeqForConditionalGeneration
                     and task.model_class.__name__ in architectures), None)
-    return by_head or named or next((name for name, task in TASKS.items() if task.model_class.__name__ in architectures),
-                         TranslationTask.name)
+    # A denoiser has no pipeline of its own: its settings name it.
+    denoiser = DenoisingTask.name if DenoisingTask.pipeline_tag in (config.get("task_specific_params") or {}) else None
+    return by_head or named or denoiser or next(
+        (name for name, task in TASKS.items() if task.model_class.__name__ in architectures), TranslationTask.name)

@@ -36,6 +36,12 @@ class ModelArguments:
         metadata={"help": "Train a new vocabulary on the texts of the first N training examples, read in batches: "
                   "a sample of a large corpus gives the same subwords in a fraction of the time and memory."},
     )
+    tokenizer_train_file: str | None = field(
+        default=None,
+        metadata={"help": "Also train a new vocabulary on these plain-text files (.txt/.txt.gz, one text a line, "
+                  "comma-separated), e.g. the text of the tasks a pretrained model will be fine-tuned for, so that "
+                  "their words are whole tokens."},
+    )
     attn_implementation: str = field(default="sdpa", metadata={"help": "eager or sdpa."})
     init_embeddings: str | None = field(
         default=None,
