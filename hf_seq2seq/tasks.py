@@ -84,6 +84,7 @@ class Task:
     # DataArguments fields this task sets when they are not given.
     data_defaults: dict = {"max_source_length": 128, "max_target_length": 128}
     needs_mask_token: bool = False  # a new vocabulary gets BART's <mask> (denoising)
+    read_file: Callable = staticmethod(read_table)  # a data file -> its records (a stream with streaming=True)
     preprocess_logits_for_metrics: Callable | None = None  # Trainer's hook: what of the logits compute_metrics needs
 
     def apply_defaults(self, args: DataArguments) -> None:
@@ -104,7 +105,7 @@ class Task:
             raw = load_hub_dataset(args)
             splits = {name: self.examples(split, args, f"{args.dataset_name}[{name}]") for name, split in raw.items()}
         elif any(files.values()):
-            splits = {name: self.examples(read_table(path, streams(args, name)), args, path)
+            splits = {name: self.examples(self.read_file(path, streams(args, name)), args, path)
                       for name, path in files.items() if path}
         else:
             raise DataError(f"--task {self.name} needs data: give --train_file (and --validation_file) or --dataset_name.")
@@ -871,22 +872,8 @@ class DenoisingTask(Task):
     sample_headers = ("noised passage", "restored", "passage")
     data_defaults = {"max_source_length": 256, "max_target_length": 256}
     needs_mask_token = True
+    read_file = staticmethod(read_text_files)  # .txt/.txt.gz files, comma-separated
     evaluation_seed = 0  # the noise of evaluation sets, the same in every run
-
-    def load(self, args):
-        files = {"train": args.train_file, "validation": args.validation_file, "test": args.test_file}
-        if args.dataset_name is not None and args.dataset_name not in BUILTIN_CORPORA:
-            raw = load_hub_dataset(args)
-            splits = {name: self.examples(split, args, f"{args.dataset_name}[{name}]") for name, split in raw.items()}
-        elif any(files.values()):
-            splits = {name: self.examples(read_text_files(paths, streams(args, name)), args, paths)
-                      for name, paths in files.items() if paths}
-        else:
-            raise DataError("--task denoising needs plain text: --train_file FILE.txt[.gz][,MORE.txt...] (one passage a "
-                            "line; --validation_file for dev loss) or --dataset_name of a text data set.")
-        limits = {"train": args.max_train_samples, "validation": args.max_eval_samples, "test": args.max_predict_samples}
-        return DatasetDict({name: first(split, limits[name]) if limits[name] is not None else split
-                            for name, split in splits.items()})
 
     def examples(self, raw, args, where):
         columns = column_names(raw)
