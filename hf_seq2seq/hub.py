@@ -149,7 +149,9 @@ def write_model_card(training_args, model_args, data_args, task, model, results,
 
     config, generation = model.config, getattr(model, "generation_config", None)
     split = "test" if "test" in results else "validation"
-    scores = {key.removeprefix(f"{split}_"): value for key, value in results.get(split, {}).items()}
+    # Trainer's losses come with every digit of a float: the card shows four decimals.
+    scores = {key.removeprefix(f"{split}_"): round(value, 4) if isinstance(value, float) else value
+              for key, value in results.get(split, {}).items()}
     warmup = training_args.warmup_steps
     decoding = None
     if model.can_generate():  # a classifier does not
