@@ -853,7 +853,7 @@ def pack_passages(lines: list[list[int]], limit: int) -> list[list[int]]:
         if current and len(current) + len(ids) > limit:
             passages.append(current)
             current = []
-        current = current + ids
+        current.extend(ids)
     return passages + [current] if current else passages
 
 
@@ -895,7 +895,6 @@ class DenoisingTask(Task):
         if tokenizer.mask_token_id is None:
             raise DataError("--task denoising needs a vocabulary with a <mask> token: leave out --tokenizer_name (a new "
                             "vocabulary gets one) or name a tokenizer that has one.")
-        self.passage_length = args.max_source_length
         limit = args.max_source_length - 1  # and </s>
 
         def passages(batch):
@@ -933,6 +932,15 @@ class DenoisingTask(Task):
     def pipeline_params(self, args):
         return {"max_source_length": args.max_source_length}
 
+    def passage_length(self, model, default: int) -> int:
+        """The passage length the model was trained on (its saved settings), else `default`."""
+        return (model.config.task_specific_params or {}).get(self.pipeline_tag, {}).get("max_source_length", default)
+
+    @staticmethod
+    def restored_counts(predicted: np.ndarray, target: np.ndarray, masked: np.ndarray) -> tuple[int, int]:
+        """(masked tokens predicted exactly, masked tokens) of one passage; `predicted` may run past its end."""
+        return int((predicted[: len(target)][masked] == target[masked]).sum()), int(masked.sum())
+
     @staticmethod
     def preprocess_logits_for_metrics(logits, labels):
         """The predicted token at each position: the share restored needs no more than that of the logits."""
@@ -951,8 +959,8 @@ class DenoisingTask(Task):
                 source = source[(source != tokenizer.pad_token_id) & (source != -100)]
                 target = labels[labels != -100]
                 masked = masks[(tuple(source.tolist()), tuple(target.tolist()))]
-                restored += int((predicted[: len(target)][masked] == target[masked]).sum())
-                masked_total += int(masked.sum())
+                hits, count = self.restored_counts(predicted, target, masked)
+                restored, masked_total = restored + hits, masked_total + count
             return {"restored": round(100 * restored / max(masked_total, 1), 2)}
 
         return compute
@@ -961,8 +969,7 @@ class DenoisingTask(Task):
     def evaluate(self, model, tokenizer, args, batch_size=32, **generate_kwargs):
         """Loss and share restored on `args.test_file`, in passages of the length the model was trained on, noised as
         evaluation during training noises them."""
-        trained = (model.config.task_specific_params or {}).get(self.pipeline_tag, {})
-        args.max_source_length = trained.get("max_source_length", args.max_source_length)
+        args.max_source_length = self.passage_length(model, args.max_source_length)
         test = self.tokenize(DatasetDict({"test": self.load(args)["test"]}), tokenizer, args)["test"]
         collator, model = DenoisingCollator(tokenizer), model.eval()
         loss = tokens = restored = masked_total = 0
@@ -970,13 +977,11 @@ class DenoisingTask(Task):
             rows = test.select(range(start, min(start + batch_size, len(test))))
             batch = collator([{"input_ids": s, "labels": t} for s, t in zip(rows["input_ids"], rows["labels"])])
             outputs = model(**batch)  # the loss as training reports it (label smoothing included)
-            logits, labelled = outputs.logits, int((batch["labels"] != -100).sum())
+            labelled = int((batch["labels"] != -100).sum())
             loss, tokens = loss + outputs.loss.item() * labelled, tokens + labelled
-            for row, masked in enumerate(rows["masked"]):
-                masked = torch.tensor(masked)
-                target = batch["labels"][row, : len(masked)]
-                restored += int((logits[row, : len(masked)].argmax(-1)[masked] == target[masked]).sum())
-                masked_total += int(masked.sum())
+            for predicted, target, masked in zip(outputs.logits.argmax(-1).numpy(), rows["labels"], rows["masked"]):
+                hits, count = self.restored_counts(predicted, np.array(target), np.array(masked))
+                restored, masked_total = restored + hits, masked_total + count
         return {"restored": round(100 * restored / max(masked_total, 1), 2), "loss": round(loss / max(tokens, 1), 4),
                 "examples": len(test)}
 
@@ -984,7 +989,7 @@ class DenoisingTask(Task):
         """(noised passage, the model's restoration, passage) for the model card."""
         texts = list(head(split, n)["text"])
         passages = self.tokenize(DatasetDict({"samples": Dataset.from_dict({"text": texts})}), tokenizer,
-                                 DataArguments(max_source_length=self.passage_length))["samples"]
+                                 DataArguments(max_source_length=self.passage_length(model, self.data_defaults["max_source_length"])))["samples"]
         passages = passages.select(range(min(n, len(passages))))
         noised = [tokenizer.decode(ids[:-1]) for ids in passages["input_ids"]]
         outputs = generate_texts(model.eval(), tokenizer, noised)
