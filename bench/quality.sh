@@ -45,7 +45,7 @@ case "$run" in
     args=(--train_file "$train" --validation_file "$dev" --test_file "$dev" --max_eval_samples 1000
           --vocab_size 8000 --max_train_minutes 60 --per_device_train_batch_size 128 --learning_rate 1.5e-3
           --warmup_steps 800 --eval_steps 1000 --save_steps 500 --save_total_limit "$average"
-          --dataset_label "$run-en-fr" "${corpus[@]}" "${@:2}") ;;
+          --dataset_label "$run-en-fr" "${corpus[@]}") ;;
   pretrain)
     # BART's denoising on the 911,182 paragraphs of English novels, interleaved (in proportion to size) with the text
     # of the English tasks' training splits: SQuAD contexts and questions, DialogSum dialogues and summaries, SST-2
@@ -149,6 +149,10 @@ if [ -n "${START:-}" ] && [ "$run" != sst2 ]; then
   args+=(--model_name_or_path "$START")
   [[ " ${args[*]} " == *" dropout="* ]] || args+=(--config_overrides dropout=0.1)
 fi
+# train.py arguments after the run name (after the variant for sst2) override the recipe's: e.g.
+# `MINUTES=60 START=outputs/pretrained bash bench/quality.sh squad-span --resume_from_checkpoint last` carries a run
+# that stopped at 30 minutes on to 60 (the clock continues its curve's).
+if [ "$run" = sst2 ]; then args+=("${@:3}"); else args+=("${@:2}"); fi
 out=outputs/$name
 mkdir -p outputs bench/results
 # The peak resident memory of the run, beside its results.

@@ -139,6 +139,17 @@ class HFSeq2SeqAttention(nn.Module):
         else:
             self.qkv_proj = nn.Linear(config.d_model, 3 * config.d_model)
         self.out_proj = nn.Linear(config.d_model, config.d_model)  # W^O
+        self.register_load_state_dict_pre_hook(self._stack_saved_projections)
+
+    def _stack_saved_projections(self, module, state_dict, prefix, *args) -> None:
+        """Saved weights keep W^Q, W^K and W^V apart (see the conversion mapping at the end of this file), which
+        from_pretrained stacks; `load_state_dict` of such weights (Trainer resuming from a checkpoint, or loading its
+        best one) stacks them here, so that no projection is left at its random initialisation."""
+        stacked, names = ("kv_proj", "kv") if hasattr(self, "kv_proj") else ("qkv_proj", "qkv")
+        for kind in ("weight", "bias"):
+            parts = [f"{prefix}{name}_proj.{kind}" for name in names]
+            if f"{prefix}{stacked}.{kind}" not in state_dict and all(part in state_dict for part in parts):
+                state_dict[f"{prefix}{stacked}.{kind}"] = torch.cat([state_dict.pop(part) for part in parts])
 
     def _split_heads(self, x: torch.Tensor, parts: int = 1) -> tuple[torch.Tensor, ...]:
         """[batch, len, parts * d_model] -> `parts` tensors of [batch, heads, len, d_k]"""

@@ -275,6 +275,15 @@ def test_trainer_resumes_mid_epoch_on_the_same_batches(tokenized, tmp_path):
     resumed.train(resume_from_checkpoint=str(tmp_path / f"checkpoint-{checkpoint}"))
     assert [b["rows"] for b in resumed.recorded] == [b["rows"] for b in first.recorded[checkpoint:]]
     assert [b["rows"] for b in first.recorded[:3]] != [b["rows"] for b in first.recorded[steps_per_epoch:][:3]]
+    # ... from the checkpoint's weights (W^Q, W^K, W^V are saved apart and the model holds them stacked: none may be
+    # left at its random initialisation), so it trains with the same losses and ends with the same weights.
+    def losses(trainer):
+        return {entry["step"]: entry["loss"] for entry in trainer.state.log_history if "loss" in entry}
+
+    after = range(checkpoint + 1, stop + 1)
+    np.testing.assert_allclose([losses(resumed)[s] for s in after], [losses(first)[s] for s in after], rtol=1e-4)
+    for name, weight in first.model.state_dict().items():
+        torch.testing.assert_close(resumed.model.state_dict()[name], weight, msg=name)
 
 
 # --- two processes, through train.py --------------------------------------------------------------------------------
