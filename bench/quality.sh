@@ -14,7 +14,7 @@
 #     bash bench/quality.sh dialogsum                          # summarisation
 #     bash bench/quality.sh squad                              # question answering (generated answers)
 #     [MINUTES=n] bash bench/quality.sh squad-span             # question answering (a span reader)
-#     [MINUTES=n] bash bench/quality.sh sst2 [random|word2vec|translator|pretrained]  # sentiment (30 min);
+#     [MINUTES=n] [NAME=...] bash bench/quality.sh sst2 [random|word2vec|translator|pretrained]  # sentiment (30 min);
 #                                                              # word2vec: vectors by `bash bench/quality.sh vectors`;
 #                                                              # translator: starts from outputs/tatoeba-small (or
 #                                                              # $TRANSLATOR); pretrained: from outputs/pretrained
@@ -128,7 +128,7 @@ EOF
       --size 256 --tokenizer outputs/sst2-vectors/tokenizer --epochs 5 --workers 2
     exit 0 ;;
   sst2)
-    name=sst2-$variant
+    name=${NAME:-sst2-$variant}
     args=(--task text-classification --train_file $data/sst2/train.tsv --validation_file $data/sst2/dev.tsv
           --test_file $data/sst2/dev.tsv --class_names negative,positive --max_source_length 128
           --max_train_minutes "${MINUTES:-30}" --per_device_train_batch_size 64 --learning_rate 5e-4 --warmup_steps 500
