@@ -14,6 +14,7 @@
 #     bash bench/quality.sh dialogsum                          # summarisation
 #     bash bench/quality.sh squad                              # question answering (generated answers)
 #     [MINUTES=n] bash bench/quality.sh squad-span             # question answering (a span reader)
+#     bash bench/quality.sh squad-vectors                      # Word2Vec on SQuAD's training text for the span reader
 #     [MINUTES=n] [NAME=...] bash bench/quality.sh sst2 [random|word2vec|translator|pretrained]  # sentiment (30 min);
 #                                                              # word2vec: vectors by `bash bench/quality.sh vectors`;
 #                                                              # translator: starts from outputs/tatoeba-small (or
@@ -96,6 +97,28 @@ EOF
           --max_seq_length 256 --doc_stride 96 --vocab_size 8000 --max_train_minutes "${MINUTES:-60}"
           --per_device_train_batch_size 32 --per_device_eval_batch_size 64 --learning_rate 1e-3 --warmup_steps 300
           --label_smoothing_factor 0 --eval_steps 400 --save_steps 400 --save_total_limit 1 --dataset_label squad-v1.1) ;;
+  squad-vectors)
+    # Word2Vec on SQuAD's own training text (contexts and questions; no other data, no dev split), in the vocabulary
+    # of a tokenizer trained on the same text: the span reader's embeddings then start knowing which tokens are
+    # alike, which its hour from random does not teach it (bench/README.md). Then:
+    # NAME=squad-span-small-word2vec MINUTES=<60 less this step's minutes> bash bench/quality.sh squad-span \
+    #   --tokenizer_name outputs/squad-vectors/tokenizer --init_embeddings outputs/squad-vectors/word2vec.txt
+    mkdir -p outputs/squad-vectors
+    python - <<'EOF'
+import json
+from hf_seq2seq.vocabulary import train_tokenizer
+lines = []
+for article in json.load(open("../shared/data/squad-v1.1/train.json", encoding="utf-8"))["data"]:
+    for paragraph in article["paragraphs"]:
+        lines.append(paragraph["context"].replace("\n", " "))
+        lines.extend(qa["question"].strip() for qa in paragraph["qas"])
+with open("outputs/squad-vectors/squad-train.txt", "w", encoding="utf-8") as out:
+    out.writelines(line + "\n" for line in lines)
+train_tokenizer(lines, vocab_size=8000).save_pretrained("outputs/squad-vectors/tokenizer")
+EOF
+    hf-seq2seq train-vectors --text outputs/squad-vectors/squad-train.txt --output outputs/squad-vectors/word2vec.txt \
+      --size 256 --tokenizer outputs/squad-vectors/tokenizer --epochs 5 --workers 2
+    exit 0 ;;
   vectors)
     # Word2Vec on the English text of ../shared/data (SST-2 train sentences included, SST-2 dev not), in the
     # vocabulary of a tokenizer trained on SST-2 train, so that the vectors cover the model's own tokens.
@@ -141,7 +164,7 @@ EOF
       pretrained) args+=(--model_name_or_path "${START:-outputs/pretrained}") ;;
       *) echo "usage: bash bench/quality.sh sst2 random|word2vec|translator|pretrained" >&2; exit 2 ;;
     esac ;;
-  *) echo "usage: bash bench/quality.sh tatoeba|multi30k|dialogsum|squad|squad-span|vectors|sst2|pretrain [variant]" >&2; exit 2 ;;
+  *) echo "usage: bash bench/quality.sh tatoeba|multi30k|dialogsum|squad|squad-span|squad-vectors|vectors|sst2|pretrain [variant]" >&2; exit 2 ;;
 esac
 if [ -n "${START:-}" ] && [ "$run" != sst2 ]; then
   # The same recipe from a pretrained start: its vocabulary and weights, the recipe's dropout (0.1 unless it sets one).
@@ -158,7 +181,6 @@ mkdir -p outputs bench/results
 # The peak resident memory of the run, beside its results.
 /usr/bin/time -f "peak resident memory %M KB, %e s" -o "bench/results/$name-time.txt" \
   python train.py "${common[@]}" "${args[@]}" --output_dir "$out" 2>&1 | tee "$out.log"
-mkdir -p bench/results
 cp "$out/curve.json" "bench/results/$name-curve.json"
 cp "$out/test_results.json" "bench/results/$name-dev.json"
 cp "$out/train_results.json" "bench/results/$name-train.json"
