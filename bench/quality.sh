@@ -18,7 +18,7 @@
 #     [MINUTES=n] [NAME=...] bash bench/quality.sh sst2 [random|word2vec|translator|pretrained]  # sentiment (30 min);
 #                                                              # word2vec: vectors by `bash bench/quality.sh vectors`;
 #                                                              # translator: starts from outputs/tatoeba-small (or
-#                                                              # $TRANSLATOR); pretrained: from outputs/pretrained
+#                                                              # $TRANSLATOR); pretrained: from outputs/pretrained (or $START)
 #     [MINUTES=n] bash bench/quality.sh pretrain               # denoising pretraining (60 min) on the English books
 #                                                              # and the text of the tasks' training splits, streamed
 #     START=outputs/pretrained bash bench/quality.sh dialogsum|squad-span  # the task's recipe from a pretrained
