@@ -42,17 +42,16 @@ def cross_attention_profile(model_path: str, questions: list[str], contexts: lis
     length = batch["input_ids"].shape[1]
     own = torch.eye(length, dtype=torch.bool)
     previous = torch.diag(torch.ones(length - 1, dtype=torch.bool), -1)
+    lengths = real.sum(1).float()
+    uniform = {"uniform_entropy": lengths.log().mean().item(), "uniform_weight": (1 / lengths).mean().item()}
     rows = []
-    for layer, attention in enumerate(attentions):
-        attention = attention.masked_fill(~real[:, None, None, :], 0)
+    for layer, attention in enumerate(attentions):  # padded keys already weigh 0 (the attention mask)
         where = real[:, None, :].expand(-1, attention.shape[1], -1)  # real decoder positions of every head
         entropy = -(attention * attention.clamp_min(1e-12).log()).sum(-1)
         rows.append({"layer": layer, "own_position": (attention * own).sum(-1)[where].mean().item(),
                      "previous_position": (attention * previous).sum(-1)[where].mean().item(),
                      "largest_weight": attention.max(-1).values[where].mean().item(),
-                     "entropy": entropy[where].mean().item(),
-                     "uniform_entropy": real.sum(1).float().log().mean().item(),
-                     "uniform_weight": (1 / real.sum(1).float()).mean().item()})
+                     "entropy": entropy[where].mean().item(), **uniform})
     return rows
 
 

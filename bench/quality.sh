@@ -15,7 +15,7 @@
 #     bash bench/quality.sh squad                              # question answering (generated answers)
 #     [MINUTES=n] bash bench/quality.sh squad-span             # question answering (a span reader)
 #     bash bench/quality.sh squad-vectors                      # Word2Vec on SQuAD's training text for the span reader
-#     [MINUTES=n] bash bench/quality.sh squad-selfpretrain     # denoising on SQuAD's training text (20 min), then
+#     [MINUTES=n] bash bench/quality.sh squad-selfpretrain [--bf16]  # denoising SQuAD's training text (20 min), then
 #                                                              # START=outputs/squad-selfpretrained ... squad-span
 #     [MINUTES=n] [NAME=...] bash bench/quality.sh sst2 [random|word2vec|translator|pretrained]  # sentiment (30 min);
 #                                                              # word2vec: vectors by `bash bench/quality.sh vectors`;
@@ -31,6 +31,21 @@ variant=${2:-random}
 data=../shared/data
 common=(--preset small --num_train_epochs 100 --eval_strategy steps --save_strategy steps --logging_steps 100
         --disable_tqdm true)
+squad_text() {
+  # SQuAD's text as lines, for the recipes that learn from it before the span reader: outputs/squad-text/train.txt
+  # (every training context once and its questions) and dev.txt (dev contexts, only to score on, never to train on).
+  mkdir -p outputs/squad-text
+  python - <<'EOF'
+import json
+for split in ("train", "dev"):
+    with open(f"outputs/squad-text/{split}.txt", "w", encoding="utf-8") as out:
+        for article in json.load(open(f"../shared/data/squad-v1.1/{split}.json", encoding="utf-8"))["data"]:
+            for paragraph in article["paragraphs"]:
+                out.write(paragraph["context"].replace("\n", " ") + "\n")
+                if split == "train":
+                    out.writelines(qa["question"].strip() + "\n" for qa in paragraph["qas"])
+EOF
+}
 case "$run" in
   tatoeba|multi30k)
     if [ "$run" = tatoeba ]; then train=$data/tatoeba-en-fr/train.tsv; dev=$data/tatoeba-en-fr/dev.tsv; corpus=()
@@ -105,20 +120,13 @@ EOF
     # alike, which its hour from random does not teach it (bench/README.md). Then:
     # NAME=squad-span-small-word2vec MINUTES=<60 less this step's minutes> bash bench/quality.sh squad-span \
     #   --tokenizer_name outputs/squad-vectors/tokenizer --init_embeddings outputs/squad-vectors/word2vec.txt
-    mkdir -p outputs/squad-vectors
+    squad_text
     python - <<'EOF'
-import json
 from hf_seq2seq.vocabulary import train_tokenizer
-lines = []
-for article in json.load(open("../shared/data/squad-v1.1/train.json", encoding="utf-8"))["data"]:
-    for paragraph in article["paragraphs"]:
-        lines.append(paragraph["context"].replace("\n", " "))
-        lines.extend(qa["question"].strip() for qa in paragraph["qas"])
-with open("outputs/squad-vectors/squad-train.txt", "w", encoding="utf-8") as out:
-    out.writelines(line + "\n" for line in lines)
+lines = open("outputs/squad-text/train.txt", encoding="utf-8").read().splitlines()
 train_tokenizer(lines, vocab_size=8000).save_pretrained("outputs/squad-vectors/tokenizer")
 EOF
-    hf-seq2seq train-vectors --text outputs/squad-vectors/squad-train.txt --output outputs/squad-vectors/word2vec.txt \
+    hf-seq2seq train-vectors --text outputs/squad-text/train.txt --output outputs/squad-vectors/word2vec.txt \
       --size 256 --tokenizer outputs/squad-vectors/tokenizer --epochs 5 --workers 2
     exit 0 ;;
   squad-selfpretrain)
@@ -127,26 +135,17 @@ EOF
     # split) for the first 20 minutes of the span reader's hour, annealed to zero by the clock. Restoring text
     # teaches the decoder to read the encoder's token at its own position (a copy), which the span head needs and
     # an hour from random weights does not learn; 20 minutes only begin it (bench/README.md). Then, in the rest of
-    # the hour (the run is named squad-span-small-squad-selfpretrained; --bf16 only where the CPU has bfloat16 units):
+    # the hour (the run is named squad-span-small-squad-selfpretrained):
     # START=outputs/squad-selfpretrained MINUTES=<60 less this step's minutes> bash bench/quality.sh squad-span \
     #   --bf16 --config_overrides dropout=0
+    # --bf16 (after the run name, both steps) only where the CPU has bfloat16 units: `python bench/bf16_training.py`.
     name=${NAME:-squad-selfpretrained}
-    mkdir -p outputs/squad-text
-    python - <<'EOF'
-import json
-for split in ("train", "dev"):  # dev contexts only to score the restoring, never to train on
-    with open(f"outputs/squad-text/{split}.txt", "w", encoding="utf-8") as out:
-        for article in json.load(open(f"../shared/data/squad-v1.1/{split}.json", encoding="utf-8"))["data"]:
-            for paragraph in article["paragraphs"]:
-                out.write(paragraph["context"].replace("\n", " ") + "\n")
-                if split == "train":
-                    out.writelines(qa["question"].strip() + "\n" for qa in paragraph["qas"])
-EOF
+    squad_text
     args=(--task denoising --train_file outputs/squad-text/train.txt --validation_file outputs/squad-text/dev.txt
           --test_file outputs/squad-text/dev.txt --max_eval_samples 300 --max_predict_samples 300
           --max_source_length 256 --vocab_size 8000 --max_train_minutes "${MINUTES:-20}" --lr_decay_over_time_budget true
           --per_device_train_batch_size 32 --per_device_eval_batch_size 32 --learning_rate 1e-3 --warmup_steps 200
-          --label_smoothing_factor 0 --config_overrides dropout=0.0 --bf16 --eval_steps 200 --save_steps 200
+          --label_smoothing_factor 0 --config_overrides dropout=0.0 --eval_steps 200 --save_steps 200
           --save_total_limit 1 --dataset_label squad-v1.1) ;;
   vectors)
     # Word2Vec on the English text of ../shared/data (SST-2 train sentences included, SST-2 dev not), in the
