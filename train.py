@@ -212,12 +212,22 @@ def main(argv=None, trainer_class=TokenBudgetSeq2SeqTrainer):
                          showcase)
         if push_to_hub:
             push_folder(training_args.output_dir, training_args.hub_model_id, private=training_args.hub_private_repo)
-    # Under `accelerate launch`, the other processes wait for the main one's card, then all leave the process group
-    # together (end_training destroys it): a process that exited with it open sometimes aborted in teardown
-    # ("terminate called without an active exception"). In a single process both calls do nothing.
-    trainer.accelerator.wait_for_everyone()
-    trainer.accelerator.end_training()
+    leave_process_group(trainer)
     return results
+
+
+def leave_process_group(trainer) -> None:
+    """Under `accelerate launch`, the other processes wait for the main one's card, then all leave the process group
+    together. In a single process this does nothing."""
+    trainer.accelerator.wait_for_everyone()
+    # Free DDP's wrapper first: its reducer holds the process group, and if the reducer is the group's last holder
+    # the group is destroyed with the GIL held, while gloo's worker thread needs the GIL to free the last
+    # collective's tensors: a deadlock at exit (pytorch#56297). Freed here, the group dies in destroy_process_group,
+    # whose destructor releases the GIL. A process that exits with the group open aborts in teardown instead
+    # ("terminate called without an active exception").
+    trainer.model_wrapped = trainer.model
+    trainer.accelerator.free_memory()
+    trainer.accelerator.end_training()
 
 
 def load_average_of_last_checkpoints(trainer, task: Task, training_args) -> None:
