@@ -258,6 +258,9 @@ def test_two_processes_train_on_different_batches(tmp_path):
     assert all(r["world_size"] == 2 for rank in records for r in records[rank])
     assert len(records[0]) == len(records[1]) == 4
     assert all(a["batch"] != b["batch"] for a, b in zip(records[0], records[1])), "both ranks saw the same batch"
+    # Each process freed DDP's wrapper before leaving the process group (else its exit can hang, pytorch#56297).
+    for rank in (0, 1):
+        assert json.load(open(os.path.join(output, f"rank{rank}-exit.json"))) == {"ddp_wrappers_alive": 0}
     # The model the two processes trained loads and translates.
     tokenizer = AutoTokenizer.from_pretrained(output)
     model = AutoModelForSeq2SeqLM.from_pretrained(output)
