@@ -218,7 +218,7 @@ def main(argv=None, trainer_class=TokenBudgetSeq2SeqTrainer):
 
 def leave_process_group(trainer) -> None:
     """Under `accelerate launch`, the other processes wait for the main one's card, then all leave the process group
-    together. In a single process this does nothing."""
+    together. In a single process there is no group to leave, and no wrapper to free."""
     trainer.accelerator.wait_for_everyone()
     # Free DDP's wrapper first: its reducer holds the process group, and if the reducer is the group's last holder
     # the group is destroyed with the GIL held, while gloo's worker thread needs the GIL to free the last
