@@ -110,6 +110,13 @@ class TrainingArguments(Seq2SeqTrainingArguments):
         # Likewise `--bf16` without a GPU: transformers asks for `use_cpu` before it autocasts to bfloat16 on the CPU.
         if (int(os.environ.get("WORLD_SIZE", "1")) > 1 or self.bf16) and not torch.cuda.is_available():
             self.use_cpu = True
+        if self.bf16 and not torch.cuda.is_available():
+            # bf16 matmuls on the CPU run in oneDNN, which caches a compiled kernel (and its buffers) per input shape:
+            # 1,024 in PyTorch's cache and 1,024 in oneDNN's. Batches of varying length fill both, and a denoising
+            # run held 4.8 GiB against float32's 1.7. Bounded, a step takes as long and memory is float32's
+            # (bench/bf16_memory.py). Both are read at the first bf16 matmul: setting them here is early enough.
+            os.environ.setdefault("LRU_CACHE_CAPACITY", "1")
+            os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "64")
         if not torch.cuda.is_available():
             self.dataloader_pin_memory = False  # pinned memory only helps copies to a GPU
         if self.average_checkpoints > 1 and (SaveStrategy(self.save_strategy) == SaveStrategy.NO or (

@@ -288,6 +288,21 @@ def test_time_budget_stops_with_one_evaluation_and_checkpoint(tmp_path, strategy
         assert evaluated == [state["global_step"]]
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the oneDNN caches matter to bf16 on the CPU only")
+def test_bf16_on_cpu_bounds_onednn_kernel_caches_unless_the_user_set_them(tmp_path, monkeypatch):
+    """A kernel cached per input shape filled 3 GiB in a bf16 run with batches of varying length (bench/README.md):
+    `--bf16` on the CPU makes both caches small; a value the user exported wins; float32 leaves them alone."""
+    from hf_seq2seq.training import TrainingArguments
+
+    monkeypatch.delenv("LRU_CACHE_CAPACITY", raising=False)
+    monkeypatch.setenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "512")
+    TrainingArguments(output_dir=str(tmp_path), report_to="none")
+    assert "LRU_CACHE_CAPACITY" not in os.environ
+    TrainingArguments(output_dir=str(tmp_path), report_to="none", bf16=True)
+    assert os.environ["LRU_CACHE_CAPACITY"] == "1"
+    assert os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] == "512"
+
+
 def test_bf16_mixed_precision_training_runs_on_cpu_and_learns(tmp_path):
     """`--bf16`: Trainer runs the forward under torch.autocast(bfloat16) on the CPU. The loss falls as in float32
     (and is not float32's to the last digit: the arithmetic really changed). This checks correctness, not speed,
