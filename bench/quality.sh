@@ -11,7 +11,7 @@
 #     NAME=tatoeba-v2000-4p2-d0 AVERAGE=10 bash bench/quality.sh tatoeba --vocab_size 2000 \
 #         --config_overrides encoder_layers=4,decoder_layers=2,dropout=0.0  # the fastest translator at Marian's BLEU
 #                                                              # or above: 1.89x its generate() speed (bench/README.md)
-#     bash bench/quality.sh dialogsum                          # summarisation
+#     [NAME=...] bash bench/quality.sh dialogsum               # summarisation
 #     bash bench/quality.sh squad                              # question answering (generated answers)
 #     [MINUTES=n] bash bench/quality.sh squad-span             # question answering (a span reader)
 #     bash bench/quality.sh squad-vectors                      # Word2Vec on SQuAD's training text for the span reader
@@ -25,6 +25,8 @@
 #                                                              # and the text of the tasks' training splits, streamed
 #     START=outputs/pretrained bash bench/quality.sh dialogsum|squad-span  # the task's recipe from a pretrained
 #                                                              # start (run named NAME-pretrained)
+#     NAME=dialogsum-small-lr3e-4 START=outputs/pretrained bash bench/quality.sh dialogsum --learning_rate 3e-4
+#                                                              # ... at a lower rate (measured: no better)
 set -euo pipefail
 run=${1:-tatoeba}
 variant=${2:-random}
@@ -95,7 +97,7 @@ EOF
           --learning_rate 1e-3 --warmup_steps 500 --label_smoothing_factor 0 --config_overrides dropout=0.0
           --eval_steps 250 --save_steps 250 --save_total_limit 1 --dataset_label english-books) ;;
   dialogsum)
-    name=dialogsum-small
+    name=${NAME:-dialogsum-small}
     args=(--task summarization --train_file $data/dialogsum/train.jsonl --validation_file $data/dialogsum/dev.jsonl
           --test_file $data/dialogsum/dev.jsonl --max_eval_samples 100 --max_source_length 512 --max_target_length 128
           --vocab_size 8000 --max_train_minutes 60 --max_tokens_per_batch 6000 --learning_rate 1e-3
