@@ -294,7 +294,8 @@ def test_bf16_on_cpu_bounds_onednn_kernel_caches_unless_the_user_set_them(tmp_pa
     `--bf16` on the CPU makes both caches small; a value the user exported wins; float32 leaves them alone."""
     from hf_seq2seq.training import TrainingArguments
 
-    monkeypatch.delenv("LRU_CACHE_CAPACITY", raising=False)
+    monkeypatch.setenv("LRU_CACHE_CAPACITY", "unset")  # recorded, so that the test's own setting is undone after it
+    monkeypatch.delenv("LRU_CACHE_CAPACITY")
     monkeypatch.setenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "512")
     TrainingArguments(output_dir=str(tmp_path), report_to="none")
     assert "LRU_CACHE_CAPACITY" not in os.environ
